@@ -1,0 +1,204 @@
+"""MLC: Mutual Label Correction (Liu et al., "Co-Correcting: Noise-tolerant Medical Image
+Classification via mutual Label Correction" / the MLC paper in shared/papers), as a plain
+PyTorch object (:class:`MLC`) plus its Ray Tune adapter (:class:`MLCTrainable`).
+
+Two networks A and B train in three stages (epoch ``e``, 0-based):
+
+1. ``e < stage1``: co-teaching. Each network ranks the batch by its own loss against the noisy
+   label and keeps the ``1 - forget_rate(e)`` smallest; its PEER is trained on that selection.
+2. ``stage1 <= e < stage2``: the same exchange on the PENCIL loss (Eq. 8) against the label
+   distribution ``y_d = softmax(y~)`` (Eq. 5); after the network step the label table ``y~`` of
+   every sample of the batch moves against the SUM of both networks' gradients (Eq. 7).
+3. ``e >= stage2``: the same exchange on ``lc`` alone, label table frozen.
+
+Every network loss adds the co-regularization ``xi * ld``, ``ld = dist ** mu`` (Eq. 2-3).
+
+``variant: paper`` follows the paper's equations. ``variant: official`` reproduces what the
+authors' published code computes (see shared/reference/mlc-official-code-notes.md): losses on
+``softmax(softmax(logits))``, ``lo`` on ``softmax(softmax(y~))``, ``lc``/``le`` averaged over
+classes, ``dist`` as the sum of per-tensor mean squared differences, network A receiving the
+gradient of ``xi * ld`` twice, and the step-wise lr decay over the last stage.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tune_lnl.augment import mnist_augment
+from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
+from tune_lnl.method import Method
+from tune_lnl.models import build_model
+from tune_lnl.ray_adapter import MethodTrainable
+
+#: The paper's MNIST settings: Table I label-update steps, forget rate = noise rate, stage1 50
+#: for pair-0.45 (published code), everything else from Sec. V-A.3.
+PAPER_MNIST = {
+    "common": {"epochs": 320, "stage1": 30, "stage2": 140, "lr": 1e-3, "lr2": 1e-4, "batch_size": 128,
+               "alpha": 0.4, "beta": 0.1, "K": 10.0, "mu": -1.0, "xi": 0.01, "num_gradual": 10},
+    "sym-0.2": {"lambda": 1000.0, "forget_rate": 0.2},
+    "sym-0.4": {"lambda": 3000.0, "forget_rate": 0.4},
+    "sym-0.8": {"lambda": 3000.0, "forget_rate": 0.8},
+    "pair-0.2": {"lambda": 2000.0, "forget_rate": 0.2},
+    "pair-0.45": {"lambda": 2500.0, "forget_rate": 0.45, "stage1": 50},
+}
+
+
+def forget_rate_at(epoch: int, forget_rate: float, num_gradual: int) -> float:
+    """Co-teaching schedule: linear from 0 to ``forget_rate`` over the first ``num_gradual``
+    epochs (epoch 0 forgets nothing, epoch ``num_gradual - 1`` forgets ``forget_rate``)."""
+    if num_gradual <= 1 or epoch >= num_gradual - 1:
+        return forget_rate
+    return forget_rate * epoch / (num_gradual - 1)
+
+
+def lr_at(epoch: int, cfg: dict) -> float:
+    """paper: ``lr`` before stage2, then ``lr2``. official: ``lr`` before stage2, then ``lr2``,
+    ``lr2/10``, ``lr2/100`` over successive thirds of the remaining epochs."""
+    if epoch < cfg["stage2"]:
+        return cfg["lr"]
+    if cfg["variant"] == "paper":
+        return cfg["lr2"]
+    rest = max(1, cfg["epochs"] - cfg["stage2"])
+    return cfg["lr2"] / 10 ** min(2, (epoch - cfg["stage2"]) * 3 // rest)
+
+
+def param_distance(net_a: torch.nn.Module, net_b: torch.nn.Module, variant: str) -> torch.Tensor:
+    """Eq. 2, ``dist = ||theta_1 - theta_2||_2`` over the whole parameter vector (paper); the
+    published code's ``sum_t mean((theta_1t - theta_2t)^2)`` over parameter tensors (official)."""
+    diffs = [pa - pb for pa, pb in zip(net_a.parameters(), net_b.parameters())]
+    if variant == "paper":
+        return torch.sqrt(sum((d * d).sum() for d in diffs))
+    return sum((d * d).mean() for d in diffs)
+
+
+def co_regularization(net_a, net_b, mu: float, xi: float, variant: str) -> torch.Tensor:
+    """``xi * ld`` with ``ld = dist ** mu`` (Eq. 3), as ONE term whose backward gives each
+    network the gradient of its own loss's ``xi * ld`` (paper). official: A gets it twice."""
+    ld = param_distance(net_a, net_b, variant).clamp_min(1e-12) ** mu
+    if variant == "paper":
+        return xi * ld
+    # published code: the xi*ld gradient reaches A twice, B once
+    frozen_b = [p.detach() for p in net_b.parameters()]
+    diffs = [pa - pb for pa, pb in zip(net_a.parameters(), frozen_b)]
+    ld_a_only = sum((d * d).mean() for d in diffs).clamp_min(1e-12) ** mu
+    return xi * (ld + ld_a_only)
+
+
+def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, stage: int,
+                    cfg: dict) -> torch.Tensor:
+    """Per-sample network loss of the stage (Eq. 8 without ``xi*ld``), ``y~`` treated as fixed."""
+    official = cfg["variant"] == "official"
+    out = F.softmax(logits, dim=1) if official else logits  # official: the code's double softmax
+    if stage == 1:
+        return cross_entropy(out, noisy)
+    lc = pencil_lc(out, ytilde, class_mean=official)                # lc(p, y_d)
+    if stage == 3:
+        return lc
+    lo_in = F.softmax(ytilde, dim=1) if official else ytilde
+    lo = pencil_lo(lo_in, noisy)                                     # lo(y^, y_d)
+    le = pencil_le(out, class_mean=official)                         # le(p)
+    return lc + cfg["alpha"] * lo + cfg["beta"] * le                 # Eq. 8
+
+
+def label_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Tensor,
+               noisy: torch.Tensor, cfg: dict) -> torch.Tensor:
+    """``L1 + L2`` as a function of ``y~`` (detached logits), batch-mean: its gradient w.r.t.
+    ``y~`` is ``dL1/dy~ + dL2/dy~`` of Eq. 7 (``le`` and ``xi*ld`` do not depend on ``y~``).
+    The published code uses the raw logits here (single softmax)."""
+    official = cfg["variant"] == "official"
+    lo_in = F.softmax(ytilde, dim=1) if official else ytilde
+    lo = pencil_lo(lo_in, noisy)
+    total = 0.0
+    for logits in (logits_a, logits_b):
+        total = total + (pencil_lc(logits.detach(), ytilde, class_mean=official) + cfg["alpha"] * lo).mean()
+    return total
+
+
+def small_loss_selection(losses: torch.Tensor, forget_rate: float) -> torch.Tensor:
+    """Indices of the ``int((1 - forget_rate) * B)`` smallest losses (at least one)."""
+    keep = max(1, int((1.0 - forget_rate) * losses.shape[0]))
+    return torch.topk(losses.detach(), keep, largest=False, sorted=False).indices
+
+
+class MLC(Method):
+    name = "mlc"
+    defaults = {
+        "variant": "paper", "model": "mlp", "augment": True, "lambda": 1000.0, "forget_rate": 0.2,
+        **PAPER_MNIST["common"],
+    }
+
+    def build(self) -> None:
+        d, cfg = self.data, self.cfg
+        shape = tuple(d.train_x.shape[1:])
+        self.net_a = build_model(cfg["model"], d.num_classes, shape).to(self.device)
+        self.net_b = build_model(cfg["model"], d.num_classes, shape).to(self.device)
+        self.opt_a = torch.optim.Adam(self.net_a.parameters(), lr=cfg["lr"])
+        self.opt_b = torch.optim.Adam(self.net_b.parameters(), lr=cfg["lr"])
+        # Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
+        self.ytilde = cfg["K"] * F.one_hot(d.train_noisy, d.num_classes).float()
+        self.augment = mnist_augment if cfg["augment"] else None
+
+    def stage_of(self, epoch: int) -> int:
+        return 1 if epoch < self.cfg["stage1"] else (2 if epoch < self.cfg["stage2"] else 3)
+
+    def train_epoch(self) -> dict:
+        cfg, d, e = self.cfg, self.data, self.epoch
+        stage = self.stage_of(e)
+        rate = forget_rate_at(e, cfg["forget_rate"], cfg["num_gradual"])
+        lr = lr_at(e, cfg)
+        for opt in (self.opt_a, self.opt_b):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        self.net_a.train()
+        self.net_b.train()
+        loss_sum = torch.zeros((), device=self.device)
+        n_batches = 0
+        for idx in d.epoch_batches(cfg["batch_size"], self.gen):
+            x = d.train_batch(idx, self.augment, self.gen)
+            noisy = d.train_noisy[idx]
+            ytilde = self.ytilde[idx]
+            logits_a, logits_b = self.net_a(x), self.net_b(x)
+            loss_a = per_sample_loss(logits_a, ytilde, noisy, stage, cfg)
+            loss_b = per_sample_loss(logits_b, ytilde, noisy, stage, cfg)
+            # co-teaching exchange: each network is trained on its PEER's small-loss selection
+            keep_by_a = small_loss_selection(loss_a, rate)
+            keep_by_b = small_loss_selection(loss_b, rate)
+            reg = co_regularization(self.net_a, self.net_b, cfg["mu"], cfg["xi"], cfg["variant"])
+            total = loss_a[keep_by_b].mean() + loss_b[keep_by_a].mean() + reg
+            self.opt_a.zero_grad(set_to_none=True)
+            self.opt_b.zero_grad(set_to_none=True)
+            total.backward()
+            self.opt_a.step()
+            self.opt_b.step()
+            if stage == 2:
+                # Eq. 7: y~ <- y~ - lambda * (dL1/dy~ + dL2/dy~), every sample of the batch
+                yt = ytilde.clone().requires_grad_(True)
+                (grad,) = torch.autograd.grad(label_loss(logits_a, logits_b, yt, noisy, cfg), yt)
+                self.ytilde[idx] = ytilde - cfg["lambda"] * grad
+            loss_sum += total.detach()
+            n_batches += 1
+        with torch.no_grad():
+            dist = float(param_distance(self.net_a, self.net_b, cfg["variant"]))
+            corrected = self.ytilde.argmax(1)
+            label_acc = float((corrected == d.train_clean).float().mean())  # analytics only
+        return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": float(loss_sum) / max(1, n_batches),
+                "dist": dist, "label_acc": label_acc}
+
+    def eval_models(self):
+        return {"a": self.net_a, "b": self.net_b}
+
+    def method_state(self) -> dict:
+        return {"net_a": self.net_a.state_dict(), "net_b": self.net_b.state_dict(),
+                "opt_a": self.opt_a.state_dict(), "opt_b": self.opt_b.state_dict(),
+                "ytilde": self.ytilde.clone()}
+
+    def load_method_state(self, state: dict) -> None:
+        self.net_a.load_state_dict(state["net_a"])
+        self.net_b.load_state_dict(state["net_b"])
+        self.opt_a.load_state_dict(state["opt_a"])
+        self.opt_b.load_state_dict(state["opt_b"])
+        self.ytilde = state["ytilde"].to(self.device).clone()
+
+
+class MLCTrainable(MethodTrainable):
+    method_cls = MLC

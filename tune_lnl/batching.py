@@ -1,0 +1,56 @@
+"""Device-resident data path: the dataset lives as uint8 tensors on the training device, an
+epoch is a permutation drawn from the run's own generator, a batch is an index slice, and
+images are turned into floats (and augmented) batch-wise on the device."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+from .data import NoisyData
+
+
+class DeviceData:
+    def __init__(self, data: NoisyData, device: torch.device):
+        self.device = device
+        to = lambda t: t.to(device, non_blocking=True)
+        self.train_x, self.train_noisy, self.train_clean = map(to, (data.train_x, data.train_noisy, data.train_clean))
+        self.val_x, self.val_noisy, self.val_clean = map(to, (data.val_x, data.val_noisy, data.val_clean))
+        self.test_x, self.test_y = to(data.test_x), to(data.test_y)
+        self.num_classes = data.num_classes
+        self.info = data.info
+
+    @property
+    def n_train(self) -> int:
+        return self.train_x.shape[0]
+
+    def epoch_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Yield index tensors (slices of one permutation); the last partial batch is dropped
+        only if it has a single sample (batch statistics need two)."""
+        perm = torch.randperm(self.n_train, generator=generator, device=self.device)
+        for start in range(0, self.n_train, batch_size):
+            idx = perm[start:start + batch_size]
+            if idx.numel() > 1:
+                yield idx
+
+    def train_batch(self, idx: torch.Tensor, augment: Callable | None, generator: torch.Generator) -> torch.Tensor:
+        x = self.train_x[idx].float().div_(255.0)
+        return augment(x, generator) if augment is not None else x
+
+
+def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
+    return x_uint8.float().div_(255.0)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x_uint8: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Arg-max predictions of ``model`` over a uint8 image tensor, in chunks, eval mode."""
+    was_training = model.training
+    model.eval()
+    out = [model(to_float(x_uint8[i:i + chunk])).argmax(1) for i in range(0, x_uint8.shape[0], chunk)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x_uint8.device)
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((pred == labels).float().mean()) if labels.numel() else float("nan")

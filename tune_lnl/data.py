@@ -1,0 +1,129 @@
+"""Datasets with synthetic label noise, clean labels kept aside, and the proxy split.
+
+Everything here runs once per training, on the CPU; the result is a :class:`NoisyData` of plain
+tensors that :mod:`tune_lnl.batching` moves onto the training device.
+
+Order of operations (so that one noise seed fixes one noisy label set for every trial and seed):
+1. load the full training set; 2. corrupt ALL training labels with the noise seed; 3. optionally
+keep a seeded random subset (``train_subset``, smoke runs); 4. for the ``noisy_val`` proxy, hold
+out a split stratified by the NOISY label (the only label a practitioner has), seeded by the
+noise seed, removed from training. Clean labels travel beside the noisy ones for the
+``clean_intact`` proxy and analytics; training code only ever reads ``train_noisy``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .noise import corrupt_labels, realised_rate, transition_matrix
+
+DATASETS = ("mnist",)
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class DataNotFoundError(RuntimeError):
+    """Dataset files absent and no way to download them."""
+
+
+def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
+    """``--data-root``, else ``$TUNE_LNL_DATA``, else ``./data``; always absolute.
+
+    Absolute because Ray runs trials in other working directories."""
+    value = cli_value or os.environ.get("TUNE_LNL_DATA") or "data"
+    return Path(value).expanduser().resolve()
+
+
+def load_mnist(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MNIST through torchvision as uint8 ``[N, 1, 28, 28]`` images and int64 labels.
+
+    Downloads when the files are absent and the network allows; otherwise raises
+    :class:`DataNotFoundError` naming the folder to fill."""
+    from torchvision.datasets import MNIST
+
+    root = Path(root)
+    raw = root / "MNIST" / "raw"
+    try:
+        train = MNIST(str(root), train=True, download=False)
+        test = MNIST(str(root), train=False, download=False)
+    except RuntimeError:
+        try:
+            train = MNIST(str(root), train=True, download=True)
+            test = MNIST(str(root), train=False, download=True)
+        except Exception as exc:  # no network, no write access, ...
+            raise DataNotFoundError(
+                f"MNIST not found in {raw} and downloading it failed ({type(exc).__name__}: {exc}). "
+                f"Put the four files {', '.join(MNIST_FILES)} (or their .gz) into {raw}, "
+                f"or point --data-root / TUNE_LNL_DATA at a folder holding MNIST/raw/.") from None
+    return (train.data.unsqueeze(1).contiguous(), train.targets.long(),
+            test.data.unsqueeze(1).contiguous(), test.targets.long())
+
+
+@dataclass
+class NoisyData:
+    train_x: torch.Tensor          # uint8 [N, C, H, W]
+    train_noisy: torch.Tensor      # int64 [N]: the labels training sees
+    train_clean: torch.Tensor      # int64 [N]: never reaches a loss
+    val_x: torch.Tensor            # held-out noisy validation images (may be empty)
+    val_noisy: torch.Tensor
+    val_clean: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    transition: torch.Tensor       # [C, C] the matrix the noise was drawn from
+    info: dict = field(default_factory=dict)  # realised noise rates, sizes
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+
+def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held-out): ``round(fraction * n_c)`` of each class ``c`` held out."""
+    gen = torch.Generator().manual_seed(int(seed) + 7919)
+    held = []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).squeeze(1)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        held.append(idx[: int(round(fraction * idx.numel()))])
+    held_idx = torch.sort(torch.cat(held)).values if held else torch.empty(0, dtype=torch.long)
+    mask = torch.ones(labels.numel(), dtype=torch.bool)
+    mask[held_idx] = False
+    return torch.nonzero(mask).squeeze(1), held_idx
+
+
+def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(int(seed) + 104729)
+    return torch.sort(torch.randperm(n, generator=gen)[:size]).values
+
+
+def load_noisy_data(cfg: dict) -> NoisyData:
+    """Build the noisy dataset a run config describes (keys: dataset, data_root, noise_type,
+    noise_rate, noise_seed, proxy, val_fraction, train_subset, test_subset)."""
+    if cfg["dataset"] != "mnist":
+        raise ValueError(f"unknown dataset {cfg['dataset']!r}; allowed: {', '.join(DATASETS)}")
+    train_x, train_y, test_x, test_y = load_mnist(cfg["data_root"])
+    num_classes = 10
+    T = transition_matrix(cfg["noise_type"], float(cfg["noise_rate"]), num_classes)
+    noisy = corrupt_labels(train_y, T, cfg["noise_seed"])
+    if cfg.get("train_subset"):
+        keep = seeded_subset(train_x.shape[0], int(cfg["train_subset"]), cfg["noise_seed"])
+        train_x, train_y, noisy = train_x[keep], train_y[keep], noisy[keep]
+    if cfg.get("test_subset"):
+        keep = seeded_subset(test_x.shape[0], int(cfg["test_subset"]), cfg["noise_seed"] + 1)
+        test_x, test_y = test_x[keep], test_y[keep]
+    if cfg["proxy"] == "noisy_val":
+        tr, va = stratified_holdout(noisy, float(cfg["val_fraction"]), cfg["noise_seed"])
+    else:
+        tr, va = torch.arange(train_x.shape[0]), torch.empty(0, dtype=torch.long)
+    data = NoisyData(train_x[tr], noisy[tr], train_y[tr], train_x[va], noisy[va], train_y[va],
+                     test_x, test_y, num_classes, T)
+    data.info = {
+        "noise_rate_realised": realised_rate(train_y, noisy),
+        "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy),
+        "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_test": int(test_y.numel()),
+    }
+    return data

@@ -1,0 +1,152 @@
+"""The plain-PyTorch training object every method derives from (no Ray here).
+
+A method is built from one flat *run config* (see :mod:`tune_lnl.runconfig`), owns its data on
+the training device, and advances one epoch per :meth:`Method.step`, which returns that epoch's
+metrics: the configured proxy (the only thing that selects), test accuracy (logged, never
+selects), and method-specific statistics. :meth:`state_dict` / :meth:`load_state_dict` capture
+everything needed to continue identically: models, optimizers, per-sample tables, epoch, RNG
+and generator states and the metric history.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from .batching import DeviceData, accuracy, predict
+from .data import NoisyData, load_noisy_data
+
+PROXIES = ("noisy_val", "clean_intact")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class CheckpointMismatch(RuntimeError):
+    pass
+
+
+class Method:
+    name = "base"
+    #: keys every run config of this method must provide, with their defaults
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, config: dict, data: NoisyData | None = None):
+        self.cfg = dict(config)
+        self.device = pick_device(self.cfg.get("device", "auto"))
+        self.data = DeviceData(data if data is not None else load_noisy_data(self.cfg), self.device)
+        self.gen = torch.Generator(device=self.device).manual_seed(int(self.cfg["seed"]))
+        self.epoch = 0
+        self.history: list[dict] = []
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(int(self.cfg["seed"]))
+            self.build()
+
+    # -- to implement -------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create models, optimizers and per-sample state (global RNG seeded with ``seed``)."""
+        raise NotImplementedError
+
+    def train_epoch(self) -> dict:
+        """Train one epoch (``self.epoch`` is the 0-based index of it); return statistics."""
+        raise NotImplementedError
+
+    def eval_models(self) -> dict[str, torch.nn.Module]:
+        """Models to evaluate; the first one is *the* model whose accuracy is the proxy."""
+        raise NotImplementedError
+
+    def method_state(self) -> dict:
+        raise NotImplementedError
+
+    def load_method_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    @property
+    def epochs(self) -> int:
+        return int(self.cfg["epochs"])
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.epochs
+
+    def evaluate(self) -> dict:
+        d = self.data
+        out: dict[str, float] = {}
+        for i, (tag, model) in enumerate(self.eval_models().items()):
+            suffix = "" if i == 0 else f"_{tag}"
+            out[f"test_acc{suffix}"] = accuracy(predict(model, d.test_x), d.test_y)
+            if d.val_x.shape[0]:
+                out[f"noisy_val_acc{suffix}"] = accuracy(predict(model, d.val_x), d.val_noisy)
+            if self.cfg["proxy"] == "clean_intact":
+                out[f"clean_intact_acc{suffix}"] = accuracy(predict(model, d.train_x), d.train_clean)
+        return out
+
+    def step(self) -> dict:
+        """One epoch of training plus evaluation; returns (and records) the epoch's metrics."""
+        t0 = time.perf_counter()
+        stats = self.train_epoch()
+        self.epoch += 1
+        t_train = time.perf_counter() - t0
+        metrics = {"epoch": self.epoch, **stats, **self.evaluate()}
+        proxy = metrics[f"{self.cfg['proxy']}_acc"]
+        if math.isnan(proxy):
+            raise FloatingPointError(f"proxy {self.cfg['proxy']} is NaN at epoch {self.epoch}")
+        prev = self.history[-1] if self.history else None
+        if prev is None or proxy > prev["proxy_best"]:  # first maximum wins ties: earliest epoch
+            best, best_epoch = proxy, self.epoch
+        else:
+            best, best_epoch = prev["proxy_best"], prev["proxy_best_epoch"]
+        metrics.update(proxy=proxy, proxy_best=best, proxy_best_epoch=best_epoch,
+                       epoch_time=time.perf_counter() - t0, train_time=t_train)
+        self.history.append(metrics)
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {
+            "format": "tune_lnl.checkpoint/1",
+            "method": self.name,
+            "identity": self.identity(),
+            "config": dict(self.cfg),
+            "epoch": self.epoch,
+            "history": list(self.history),
+            "generator": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "method_state": self.method_state(),
+        }
+
+    def identity(self) -> dict:
+        """What a checkpoint must agree on to be loadable into this object."""
+        keys = ("method", "dataset", "noise_type", "noise_rate", "noise_seed", "proxy",
+                "val_fraction", "train_subset", "model")
+        return {k: self.cfg.get(k) for k in keys}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("format") != "tune_lnl.checkpoint/1":
+            raise CheckpointMismatch("not a tune_lnl checkpoint (missing or unknown 'format')")
+        if state.get("identity") != self.identity():
+            raise CheckpointMismatch(
+                f"checkpoint is of another run: checkpoint {state.get('identity')} vs this run {self.identity()}")
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.load_method_state(state["method_state"])
+
+    def save(self, path) -> None:
+        """Atomic write: a crash never leaves a half-written checkpoint at ``path``."""
+        import os
+        tmp = f"{path}.tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))

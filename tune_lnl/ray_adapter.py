@@ -1,0 +1,46 @@
+"""Thin Ray Tune adapter around a plain :class:`tune_lnl.method.Method`.
+
+``setup`` builds the method from ``{**base, **config}`` (``base``: the fixed part of the run
+config, passed with ``tune.with_parameters``; ``config``: the values Optuna sampled), ``step``
+is one epoch plus evaluation, and checkpoints are the method's complete ``state_dict``.
+Importing this module works without Ray; only instantiating the Trainable needs it.
+"""
+from __future__ import annotations
+
+import os
+
+try:
+    from ray.tune import Trainable
+except ImportError:  # the training core must run where Ray is absent
+    class Trainable:  # type: ignore[no-redef]
+        def __init__(self, *args, **kwargs):
+            raise ImportError("Ray Tune is not installed: use `python -m tune_lnl.train` to train without Ray")
+
+CHECKPOINT_FILE = "state.pt"
+
+
+class MethodTrainable(Trainable):
+    method_cls = None  # set by each trainables/<method>.py
+
+    def setup(self, config: dict, base: dict | None = None):
+        self._base = dict(base or {})
+        self.method = self.method_cls({**self._base, **config})
+
+    def step(self) -> dict:
+        metrics = self.method.step()
+        metrics["done"] = self.method.done
+        return metrics
+
+    def save_checkpoint(self, checkpoint_dir: str):
+        self.method.save(os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+        return None
+
+    def load_checkpoint(self, checkpoint):
+        path = checkpoint if isinstance(checkpoint, str) else checkpoint.path
+        if os.path.isdir(path):
+            path = os.path.join(path, CHECKPOINT_FILE)
+        self.method.load(path)
+
+    def reset_config(self, new_config: dict) -> bool:
+        self.method = self.method_cls({**self._base, **new_config})
+        return True
