@@ -27,7 +27,7 @@ TOP_KEYS = {"name", "method", "dataset", "proxy", "val_fraction", "noise_seed", 
 SEARCH_KEYS = {"num_samples": int, "seed": int, "grace_period": int, "reduction_factor": int,
                "cpus_per_trial": (int, float), "gpus_per_trial": (int, float)}
 FINALS_KEYS = {"seeds": int, "last_k": int}
-SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_period", "fixed"}
+SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor", "fixed"}
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
 RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction"}  # must lie in [0, 1)
@@ -131,6 +131,12 @@ class SpaceConfig:
     @property
     def final_seeds(self) -> int:
         return int(self.smoke.get("seeds", 2) if self.is_smoke else self.finals["seeds"])
+
+    @property
+    def reduction_factor(self) -> int:
+        if self.is_smoke:
+            return int(self.smoke.get("reduction_factor", self.search["reduction_factor"]))
+        return int(self.search["reduction_factor"])
 
     @property
     def grace_period(self) -> int:
@@ -311,11 +317,11 @@ def load_space(path: str | Path, smoke_mode: bool = False) -> SpaceConfig:
         settings[str(sname)] = s
     smoke_raw = ck.mapping("smoke", raw.get("smoke"), SMOKE_KEYS)
     smoke = dict(smoke_raw)
-    for k in ("train_subset", "test_subset", "num_samples", "seeds", "grace_period"):
+    for k in ("train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor"):
         if k in smoke:
             ck.typed(f"smoke.{k}", smoke[k], int)
-            if smoke[k] < 1:
-                ck.fail(f"smoke.{k}", "must be at least 1", smoke[k])
+            if smoke[k] < (2 if k == "reduction_factor" else 1):
+                ck.fail(f"smoke.{k}", "too small", smoke[k])
     smoke["fixed"] = _check_hparams(ck, "smoke.fixed", smoke_raw.get("fixed"), defaults)
     cfg = SpaceConfig(path=path.resolve(), name=name, method=method, dataset=dataset, proxy=proxy,
                       val_fraction=float(val_fraction), noise_seed=noise_seed, device=device,

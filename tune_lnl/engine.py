@@ -1,0 +1,217 @@
+"""Search engine: one Optuna (TPE) + ASHA search per noise setting on Ray Tune, and the finals.
+
+* Trials report ``proxy_best`` (the running maximum of the configured proxy); ASHA compares it
+  at its rungs and Optuna records it as the trial's value. Test accuracy never enters either.
+* Ray tells Optuna COMPLETE for a trial ASHA stopped early; :class:`PruningOptunaSearch` tells
+  PRUNED instead (the trial ids come from :class:`RecordingASHA`), so TPE and importance
+  analyses see which trials really finished.
+* The study lives in ``<experiment>/optuna.db`` (SQLite; one study per setting).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from pathlib import Path
+
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from .config import SpaceConfig
+from .methods import trainable_class
+from .tensorboard import TensorBoardCallback
+
+log = logging.getLogger("tune_lnl")
+METRIC = "proxy_best"
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA that remembers which trials it stopped before ``max_t`` (= pruned)."""
+
+    def __init__(self, *args, early_stopped: set | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.early_stopped = early_stopped if early_stopped is not None else set()
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == self.STOP and result.get(self._time_attr, self._max_t) < self._max_t:
+            self.early_stopped.add(trial.trial_id)
+        return decision
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna PRUNED (not COMPLETE) for trials ASHA stopped early."""
+
+    def __init__(self, *args, early_stopped: set | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.early_stopped = early_stopped if early_stopped is not None else set()
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        if error or not result or trial_id not in self.early_stopped or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result=result, error=error)
+        ot_trial = self._ot_trials[trial_id]
+        value, step = result.get(self.metric), result.get("training_iteration")
+        try:
+            if value is not None and step is not None:
+                ot_trial.report(value, step)  # Ray does not forward the result that led to STOP
+            self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)  # value = last report
+        except Exception as exc:  # e.g. already told before a resume
+            log.warning("could not mark trial %s pruned: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+
+    def restore(self, checkpoint_path):
+        shared = self.early_stopped
+        super().restore(checkpoint_path)  # replaces __dict__; keep sharing the scheduler's set
+        shared.update(self.early_stopped)
+        self.early_stopped = shared
+
+
+class ProgressCallback(tune.Callback):
+    """Concise progress: one line per finished trial and a status line every ``every`` seconds."""
+
+    def __init__(self, label: str, total: int, every: float = 30.0):
+        self.label, self.total, self.done, self.every = label, total, 0, every
+        self.last_print = time.monotonic()
+        self.best = float("-inf")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.best = max(self.best, result.get(METRIC, float("-inf")))
+        if time.monotonic() - self.last_print >= self.every:
+            self.last_print = time.monotonic()
+            running = sum(t.status == "RUNNING" for t in trials)
+            print(f"[{self.label}] {self.done}/{self.total} finished, {running} running; "
+                  f"best {METRIC} so far {self.best:.4f}", flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        r = trial.last_result or {}
+        print(f"[{self.label}] trial {self.done}/{self.total} {trial.trial_id}: epochs {r.get('epoch')}, "
+              f"{METRIC} {r.get(METRIC, float('nan')):.4f}", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.done += 1
+        print(f"[{self.label}] trial {trial.trial_id} FAILED: see its error.txt", flush=True)
+
+
+def setting_seed(seed: int, setting: str) -> int:
+    """Independent TPE seeds per setting (same search seed would replay the same samples)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(setting.encode())) % 2**31
+
+
+def storage_url(exp_dir: Path) -> str:
+    return f"sqlite:///{exp_dir / 'optuna.db'}"
+
+
+def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> tuple[dict, int]:
+    """Per-trial request and concurrency from what Ray sees: a GPU share only if a GPU exists."""
+    import ray
+    avail = ray.cluster_resources()
+    cpus, gpus = avail.get("CPU", 1), avail.get("GPU", 0)
+    request = {"cpu": cpus_per_trial}
+    concurrency = max(1, int(cpus // cpus_per_trial))
+    if gpus > 0 and gpus_per_trial > 0:
+        request["gpu"] = gpus_per_trial
+        concurrency = min(concurrency, max(1, int(gpus // gpus_per_trial)))
+    return request, concurrency
+
+
+def _trainable(space: SpaceConfig, base: dict, request: dict):
+    return tune.with_resources(tune.with_parameters(trainable_class(space.method), base=base), request)
+
+
+def _run_config(exp_dir: Path, name: str, label: str, total: int, base: dict, tb_dir: Path):
+    return tune.RunConfig(
+        storage_path=str(exp_dir), name=name, verbose=0,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_frequency=1, checkpoint_at_end=True),
+        failure_config=tune.FailureConfig(max_failures=2),
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), TensorBoardCallback(tb_dir, base),
+                   ProgressCallback(label, total)])
+
+
+def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
+                   resume: bool = False):
+    """Run (or resume) the search of one setting; returns the Optuna study."""
+    import optuna
+    base = space.base_config(setting, str(data_root))
+    request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    trainable = _trainable(space, base, request)
+    run_dir = exp_dir / "search" / setting
+    if resume and (run_dir / "tuner.pkl").exists():
+        print(f"[{setting}] resuming search from {run_dir}", flush=True)
+        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        early = set()
+        epochs = int(base["epochs"])
+        searcher = PruningOptunaSearch(
+            space={k: d.to_optuna() for k, d in space.space_for(setting).items()},
+            metric=METRIC, mode="max", points_to_evaluate=[space.paper_point(setting)],
+            storage=optuna.storages.RDBStorage(storage_url(exp_dir)), study_name=setting,
+            seed=setting_seed(space.search["seed"], setting), early_stopped=early)
+        scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs,
+                                  grace_period=min(space.grace_period, epochs),
+                                  reduction_factor=space.reduction_factor, early_stopped=early)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
+                                        num_samples=num_samples, max_concurrent_trials=concurrency,
+                                        reuse_actors=True),
+            run_config=_run_config(exp_dir / "search", setting, setting, num_samples, base,
+                                   exp_dir / "tensorboard" / "search" / setting))
+    print(f"[{setting}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
+          flush=True)
+    tuner.fit()
+    return optuna.load_study(study_name=setting, storage=storage_url(exp_dir))
+
+
+def best_config(space: SpaceConfig, setting: str, study, data_root: Path) -> dict:
+    """The full run config of the study's best COMPLETE trial (by the proxy only)."""
+    best = study.best_trial
+    return {**space.base_config(setting, str(data_root)), **best.params}
+
+
+def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path, seeds: list[int],
+                   resume: bool = False) -> dict[int, list[dict]]:
+    """Retrain ``config`` with each seed (all epochs, no pruning); returns seed -> metric history."""
+    base = {k: v for k, v in config.items() if k != "seed"}
+    request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    trainable = _trainable(space, base, request)
+    run_dir = exp_dir / "finals" / setting
+    if resume and (run_dir / "tuner.pkl").exists():
+        print(f"[{setting}] resuming finals from {run_dir}", flush=True)
+        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space={"seed": tune.grid_search(seeds)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
+            run_config=_run_config(exp_dir / "finals", setting, f"{setting} finals", len(seeds), base,
+                                   exp_dir / "tensorboard" / "finals" / setting))
+    print(f"[{setting}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
+    results = tuner.fit()
+    histories = {}
+    for r in results:
+        if r.error:
+            raise RuntimeError(f"[{setting}] final run with seed {r.config.get('seed')} failed: {r.error}")
+        df = r.metrics_dataframe.sort_values("epoch").drop_duplicates("epoch", keep="last")
+        histories[int(r.config["seed"])] = df.to_dict("records")
+    return histories
+
+
+def summarize_run(history: list[dict], last_k: int) -> dict:
+    """best = test acc at the proxy-best epoch (first maximum); last = mean test acc of the last
+    ``last_k`` epochs; oracle = max test acc over epochs (test-selected: comparison only)."""
+    proxies = [h["proxy"] for h in history]
+    i_best = max(range(len(proxies)), key=lambda i: (proxies[i], -i))
+    tests = [h["test_acc"] for h in history]
+    tail = tests[-last_k:]
+    return {"best": tests[i_best], "best_epoch": int(history[i_best]["epoch"]), "proxy": proxies[i_best],
+            "last": sum(tail) / len(tail), "oracle_max": max(tests), "epochs": len(history)}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, sd

@@ -1,0 +1,74 @@
+"""``python -m tune_lnl.train --config FILE --setting NAME``: ONE training, without Ray.
+
+FILE is a search-space YAML (its fixed values and the paper's values of the searched
+hyperparameters) or an exported ``best_configs.yaml``. Prints per epoch the proxy, the test
+accuracy and the epoch's wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, load_space
+from .data import DataNotFoundError, resolve_data_root
+from .export import BEST_KIND
+
+
+def run_config_from_file(path: str, setting: str, data_root: Path, smoke: bool = False) -> dict:
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from None
+    if isinstance(doc, dict) and doc.get("kind") == BEST_KIND:
+        if setting not in doc["settings"]:
+            raise ConfigError(f"{p}: settings: no setting {setting!r}; available: {', '.join(doc['settings'])}")
+        return {**doc["settings"][setting]["config"], "data_root": str(data_root)}
+    space = load_space(p, smoke_mode=smoke)
+    if setting not in space.settings:
+        raise ConfigError(f"{p}: settings: no setting {setting!r}; available: {', '.join(space.settings)}")
+    return space.paper_config(setting, str(data_root))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tune_lnl.train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True, help="search-space YAML or best_configs.yaml")
+    ap.add_argument("--setting", required=True, help="noise setting name, e.g. sym-0.2")
+    ap.add_argument("--seed", type=int, help="training seed (default: the file's)")
+    ap.add_argument("--epochs", type=int, help="number of epochs (default: the file's)")
+    ap.add_argument("--data-root", help="dataset folder (default: $TUNE_LNL_DATA, else ./data)")
+    ap.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the file's, 'auto')")
+    ap.add_argument("--smoke", action="store_true", help="use the space file's smoke budget")
+    ap.add_argument("--checkpoint", help="save the final state here (a .pt file)")
+    args = ap.parse_args(argv)
+    from .methods import method_class
+    try:
+        cfg = run_config_from_file(args.config, args.setting, resolve_data_root(args.data_root), args.smoke)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for key in ("seed", "epochs", "device"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    try:
+        method = method_class(cfg["method"])(cfg)
+    except DataNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    info = method.data.info
+    print(f"{cfg['method']} on {cfg['dataset']} {args.setting}: {info['n_train']} train, {info['n_val']} noisy-val, "
+          f"{info['n_test']} test; realised noise {info['noise_rate_realised']:.4f}; device {method.device}", flush=True)
+    while not method.done:
+        m = method.step()
+        print(f"epoch {m['epoch']:4d}  proxy({cfg['proxy']}) {m['proxy']:.4f}  best {m['proxy_best']:.4f}"
+              f"@{m['proxy_best_epoch']}  test {m['test_acc']:.4f}  time {m['epoch_time']:.2f}s", flush=True)
+    if args.checkpoint:
+        method.save(args.checkpoint)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
