@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from trainables.mlc import MLC  # noqa: E402
 from tune_lnl.config import load_space  # noqa: E402
+from tune_lnl.method import adam  # noqa: E402
 from tune_lnl.models import MLP  # noqa: E402
 
 
@@ -71,7 +72,7 @@ class Floor:
         for s in train_x.shape[1:]:
             n_in *= s
         self.nets = [MLP(n_in, 256, 10).to(train_x.device) for _ in range(2)]
-        self.opts = [torch.optim.Adam(n.parameters(), lr=1e-3) for n in self.nets]
+        self.opts = [adam(n.parameters(), 1e-3) for n in self.nets]  # same (fused) Adam as the methods
         self.gen = torch.Generator(device=train_x.device).manual_seed(seed)
 
     def epoch(self) -> None:

@@ -12,16 +12,14 @@ from tune_lnl.method import CheckpointMismatch
 
 torch.set_num_threads(1)
 
-DATA_ROOT = Path("/work/shared/data")
-pytestmark = pytest.mark.skipif(not (DATA_ROOT / "MNIST" / "raw" / "train-labels-idx1-ubyte").is_file(),
-                                reason="real MNIST raw files not available")
 
 TIMING = {"epoch_time", "train_time"}
 
 
-def cfg_for(variant, **over):
+def cfg_for(root, variant, **over):
+    """A tiny MLC run config; root: the real-MNIST data root (tests/conftest.py's data_root)."""
     cfg = dict(MLC.defaults)
-    cfg.update(method="mlc", dataset="mnist", data_root=str(DATA_ROOT), noise_type="symmetric",
+    cfg.update(method="mlc", dataset="mnist", data_root=str(root), noise_type="symmetric",
                noise_rate=0.4, noise_seed=0, proxy="noisy_val", val_fraction=0.1, train_subset=400,
                test_subset=200, seed=3, device="cpu", epochs=4, stage1=1, stage2=3, num_gradual=2,
                batch_size=128, augment=True, variant=variant)
@@ -52,9 +50,9 @@ def assert_same_state(m1: MLC, m2: MLC):
 
 
 @pytest.mark.parametrize("variant", ["paper", "official"])
-def test_resume_is_exact_across_stage_boundaries(tmp_path, variant):
+def test_resume_is_exact_across_stage_boundaries(tmp_path, data_root, variant):
     N = 4
-    cfg = cfg_for(variant)
+    cfg = cfg_for(data_root, variant)
     straight = MLC(cfg)
     for _ in range(N):
         straight.step()
@@ -83,9 +81,9 @@ def test_resume_is_exact_across_stage_boundaries(tmp_path, variant):
     assert_same_state(straight, resumed)
 
 
-def test_resume_mid_stage2_keeps_label_table_changes(tmp_path):
+def test_resume_mid_stage2_keeps_label_table_changes(tmp_path, data_root):
     # after resume, stage 2 continues from the CORRECTED table, not from K * onehot
-    cfg = cfg_for("paper")
+    cfg = cfg_for(data_root, "paper")
     m = MLC(cfg)
     m.step(), m.step()  # stage 1, then one stage-2 epoch
     init = cfg["K"] * torch.nn.functional.one_hot(m.data.train_noisy, 10).float()
@@ -98,8 +96,8 @@ def test_resume_mid_stage2_keeps_label_table_changes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    cfg = cfg_for("paper", epochs=2, stage1=1, stage2=2)
+def saved(tmp_path_factory, data_root):
+    cfg = cfg_for(data_root, "paper", epochs=2, stage1=1, stage2=2)
     data = load_noisy_data(cfg)
     m = MLC(cfg, data)
     m.step()
@@ -174,3 +172,24 @@ def test_missing_checkpoint_file_raises(saved, tmp_path):
     cfg, data, _ = saved
     with pytest.raises(FileNotFoundError):
         MLC(cfg, data).load(tmp_path / "does_not_exist.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda(tmp_path, data_root):
+    # torch.load(map_location=cuda) must not break restoring the CPU-side RNG / generator states
+    cfg = cfg_for(data_root, "paper", device="cuda")
+    straight = MLC(cfg)
+    for _ in range(4):
+        straight.step()
+    first = MLC(cfg)
+    first.step(), first.step()
+    first.save(tmp_path / "cuda.pt")
+    resumed = MLC(cfg)
+    resumed.load(tmp_path / "cuda.pt")
+    assert resumed.epoch == 2
+    assert torch.equal(resumed.ytilde, first.ytilde)
+    assert torch.equal(resumed.gen.get_state(), first.gen.get_state())
+    resumed.step(), resumed.step()
+    for p1, p2 in zip(straight.net_a.parameters(), resumed.net_a.parameters()):
+        assert torch.allclose(p1, p2, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(straight.ytilde, resumed.ytilde, rtol=1e-5, atol=1e-5)

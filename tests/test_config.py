@@ -201,9 +201,7 @@ def test_non_mapping_top_level_raises_config_error(tmp_path):
     assert str(path) in str(exc.value)
 
 
-# Semantic ranges the validator does not check (yet): each of these loads without error although
-# the value cannot be meant. Strict xfail: when validation is added they start passing and the
-# marker must be removed.
+# Semantic ranges: values of the right type that cannot be meant (sign constraints).
 GAPS = [
     ("lr-negative", _set("fixed", "lr", -0.001), ["fixed.lr", "-0.001"]),
     ("batch-size-zero", _set("fixed", "batch_size", 0), ["fixed.batch_size", "0"]),
@@ -212,7 +210,6 @@ GAPS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="config.py does not validate signs/positivity of hyperparameters")
 @pytest.mark.parametrize("mutation,expected", [(m, e) for _, m, e in GAPS], ids=[i for i, _, _ in GAPS])
 def test_semantic_range_gaps(tmp_path, real_raw, mutation, expected):
     raw = copy.deepcopy(real_raw)

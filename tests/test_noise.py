@@ -10,10 +10,6 @@ import torch
 from tune_lnl.data import DataNotFoundError, load_noisy_data, stratified_holdout
 from tune_lnl.noise import corrupt_labels, realised_rate, transition_matrix
 
-DATA_ROOT = Path("/work/shared/data")
-RAW = DATA_ROOT / "MNIST" / "raw"
-needs_mnist = pytest.mark.skipif(not (RAW / "train-labels-idx1-ubyte").is_file(),
-                                 reason="real MNIST raw files not available")
 
 
 # -- transition matrices: hand-written expectations -----------------------------------------------
@@ -232,22 +228,28 @@ def _read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h * w)
 
 
-def _data_cfg(**over):
-    cfg = dict(dataset="mnist", data_root=str(DATA_ROOT), noise_type="symmetric", noise_rate=0.2,
+def _data_cfg(root, **over):
+    cfg = dict(dataset="mnist", data_root=str(root), noise_type="symmetric", noise_rate=0.2,
                noise_seed=0, proxy="noisy_val", val_fraction=0.1, train_subset=0, test_subset=0)
     cfg.update(over)
     return cfg
 
 
 @pytest.fixture(scope="module")
-def idx_train():
-    return _read_idx_images(RAW / "train-images-idx3-ubyte"), _read_idx_labels(RAW / "train-labels-idx1-ubyte")
+def raw_dir(data_root):  # data_root: tests/conftest.py (real MNIST, $TUNE_LNL_DATA or ../shared/data)
+    return Path(data_root) / "MNIST" / "raw"
 
 
 @pytest.fixture(scope="module")
-def full_clean_intact():
+def idx_train(raw_dir):
+    return (_read_idx_images(raw_dir / "train-images-idx3-ubyte"),
+            _read_idx_labels(raw_dir / "train-labels-idx1-ubyte"))
+
+
+@pytest.fixture(scope="module")
+def full_clean_intact(data_root):
     """All 60k training images, no hold-out: the noisy label of every original index."""
-    return load_noisy_data(_data_cfg(proxy="clean_intact"))
+    return load_noisy_data(_data_cfg(data_root, proxy="clean_intact"))
 
 
 def _index_of(images_idx: np.ndarray):
@@ -256,15 +258,14 @@ def _index_of(images_idx: np.ndarray):
     return lambda x: np.array([lookup[r.tobytes()] for r in x.reshape(x.shape[0], -1).numpy()])
 
 
-@needs_mnist
-def test_full_mnist_clean_labels_are_the_idx_labels(full_clean_intact, idx_train):
+def test_full_mnist_clean_labels_are_the_idx_labels(full_clean_intact, idx_train, raw_dir):
     images, labels = idx_train
     d = full_clean_intact
     assert d.train_x.shape == (60000, 1, 28, 28) and d.train_x.dtype == torch.uint8
     np.testing.assert_array_equal(d.train_x.reshape(60000, -1).numpy(), images)
     np.testing.assert_array_equal(d.train_clean.numpy(), labels)
     assert d.val_x.shape[0] == 0
-    test_labels = _read_idx_labels(RAW / "t10k-labels-idx1-ubyte")
+    test_labels = _read_idx_labels(raw_dir / "t10k-labels-idx1-ubyte")
     np.testing.assert_array_equal(d.test_y.numpy(), test_labels)
     # symmetric 0.2 over all 60k labels
     flipped = float((d.train_noisy.numpy() != labels).mean())
@@ -273,10 +274,9 @@ def test_full_mnist_clean_labels_are_the_idx_labels(full_clean_intact, idx_train
     np.testing.assert_allclose(d.transition.numpy(), transition_matrix("symmetric", 0.2, 10).numpy())
 
 
-@needs_mnist
-def test_noisy_val_split_is_disjoint_and_keeps_labels(full_clean_intact, idx_train):
+def test_noisy_val_split_is_disjoint_and_keeps_labels(full_clean_intact, idx_train, data_root):
     images, labels = idx_train
-    d = load_noisy_data(_data_cfg())
+    d = load_noisy_data(_data_cfg(data_root))
     index_of = _index_of(images)
     tr, va = index_of(d.train_x), index_of(d.val_x)
     assert len(set(tr)) == tr.size and len(set(va)) == va.size
@@ -295,10 +295,9 @@ def test_noisy_val_split_is_disjoint_and_keeps_labels(full_clean_intact, idx_tra
     assert d.info["n_train"] == tr.size and d.info["n_val"] == va.size
 
 
-@needs_mnist
-def test_noisy_labels_independent_of_training_settings(full_clean_intact, idx_train):
+def test_noisy_labels_independent_of_training_settings(full_clean_intact, idx_train, data_root):
     images, _ = idx_train
-    base = _data_cfg(train_subset=700, test_subset=300)
+    base = _data_cfg(data_root, train_subset=700, test_subset=300)
     torch.manual_seed(0)
     a = load_noisy_data(base)
     # anything training-related (and the global RNG) must not change the data
@@ -322,9 +321,8 @@ def test_noisy_labels_independent_of_training_settings(full_clean_intact, idx_tr
     assert differ > 0.2  # two independent 20%-symmetric draws disagree on ~36% of the labels
 
 
-@needs_mnist
-def test_pairflip_on_mnist_only_c_or_next(full_clean_intact):
-    d = load_noisy_data(_data_cfg(noise_type="pairflip", noise_rate=0.45, proxy="clean_intact"))
+def test_pairflip_on_mnist_only_c_or_next(data_root):
+    d = load_noisy_data(_data_cfg(data_root, noise_type="pairflip", noise_rate=0.45, proxy="clean_intact"))
     clean, noisy = d.train_clean, d.train_noisy
     assert bool(((noisy == clean) | (noisy == (clean + 1) % 10)).all())
     assert (noisy != clean).double().mean().item() == pytest.approx(0.45, abs=0.01)
@@ -342,11 +340,11 @@ def test_missing_data_root_raises_data_not_found(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd.MNIST, "download", no_network)
     root = tmp_path / "nothing_here"
     with pytest.raises(DataNotFoundError) as exc:
-        load_noisy_data(_data_cfg(data_root=str(root)))
+        load_noisy_data(_data_cfg(root))
     assert str(root / "MNIST" / "raw") in str(exc.value)
     assert calls, "the loader should have tried to download before giving up"
 
 
-def test_unknown_dataset_raises():
+def test_unknown_dataset_raises(tmp_path):
     with pytest.raises(ValueError):
-        load_noisy_data(_data_cfg(dataset="cifar10"))
+        load_noisy_data(_data_cfg(tmp_path, dataset="cifar10"))

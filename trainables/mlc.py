@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from tune_lnl.augment import mnist_augment
 from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
-from tune_lnl.method import Method
+from tune_lnl.method import Method, adam
 from tune_lnl.models import build_model
 from tune_lnl.ray_adapter import MethodTrainable
 
@@ -132,8 +132,8 @@ class MLC(Method):
         shape = tuple(d.train_x.shape[1:])
         self.net_a = build_model(cfg["model"], d.num_classes, shape).to(self.device)
         self.net_b = build_model(cfg["model"], d.num_classes, shape).to(self.device)
-        self.opt_a = torch.optim.Adam(self.net_a.parameters(), lr=cfg["lr"])
-        self.opt_b = torch.optim.Adam(self.net_b.parameters(), lr=cfg["lr"])
+        self.opt_a = adam(self.net_a.parameters(), cfg["lr"])
+        self.opt_b = adam(self.net_b.parameters(), cfg["lr"])
         # Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
         self.ytilde = cfg["K"] * F.one_hot(d.train_noisy, d.num_classes).float()
         self.augment = mnist_augment if cfg["augment"] else None

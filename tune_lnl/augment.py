@@ -140,6 +140,9 @@ def _warp(x: Tensor, homography: Tensor) -> Tensor:
     row = (m[:, :, 1, None] * ys + m[:, :, 2, None]).transpose(1, 2).unsqueeze(2)  # [B, H, 1, 3]
     proj = col + row
     grid = proj[..., :2] / proj[..., 2:]  # normalised (x, y), [B, H, W, 2]
+    # the projective denominator can be exactly 0 at a pixel centre (a point at infinity):
+    # send such points outside the image, where they read the fill value 0 (as PIL does)
+    grid = torch.nan_to_num(grid, nan=2.0, posinf=2.0, neginf=-2.0).clamp_(-2.0, 2.0)
     out = F.grid_sample(
         x.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )
@@ -157,8 +160,11 @@ def random_perspective(
     """
     b, _, h, w = x.shape
     apply, start, end = _perspective_params(b, h, w, distortion, p, generator, x.device)
-    warped = _warp(x, _homography(start, end))
-    return torch.where(apply.view(b, 1, 1, 1), warped, x)
+    sel = apply.nonzero().squeeze(1)  # warp only the selected samples (about p * B)
+    out = x.clone()
+    if sel.numel():
+        out[sel] = _warp(x[sel], _homography(start, end[sel]))
+    return out
 
 
 # ----------------------------------------------------------------------------

@@ -31,6 +31,10 @@ SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_peri
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
 RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction"}  # must lie in [0, 1)
+#: sign constraints of method hyperparameters (checked on fixed values and on both range bounds)
+POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual"}
+NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2"}
+NON_POSITIVE = {"mu"}  # the paper: mu < 0 separates the networks; mu = 0 switches ld off
 CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS), "device": None}
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
                    "cpus_per_trial": 1, "gpus_per_trial": 0.25}
@@ -217,6 +221,16 @@ def _check_value(ck: _Checker, key: str, name: str, v, default):
         ck.typed(key, v, str)
     if name in RATE_KEYS:
         ck.rate(key, v)
+    _check_sign(ck, key, name, v)
+
+
+def _check_sign(ck: _Checker, key: str, name: str, v) -> None:
+    if name in POSITIVE and not v > 0:
+        ck.fail(key, "must be > 0", v)
+    if name in NON_NEGATIVE and not v >= 0:
+        ck.fail(key, "must be >= 0", v)
+    if name in NON_POSITIVE and not v <= 0:
+        ck.fail(key, "must be <= 0", v)
 
 
 def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dist]:
@@ -251,9 +265,10 @@ def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dis
             ck.fail(k, "empty or inverted range: low must be < high", spec)
         if log and lo <= 0:
             ck.fail(f"{k}.low", "a log range must stay above zero", lo)
-        if name in RATE_KEYS:
-            ck.rate(f"{k}.low", lo)
-            ck.rate(f"{k}.high", hi)
+        for bound, v in (("low", lo), ("high", hi)):
+            if name in RATE_KEYS:
+                ck.rate(f"{k}.{bound}", v)
+            _check_sign(ck, f"{k}.{bound}", name, v)
         out[name] = Dist(low=lo, high=hi, log=log, int=is_int)
     return out
 

@@ -27,6 +27,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel for all tensors; on CPU about 2x faster steps)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
 class CheckpointMismatch(RuntimeError):
     pass
 
@@ -91,6 +96,8 @@ class Method:
         """One epoch of training plus evaluation; returns (and records) the epoch's metrics."""
         t0 = time.perf_counter()
         stats = self.train_epoch()
+        if not math.isfinite(stats.get("train_loss", 0.0)):
+            raise FloatingPointError(f"training loss is {stats['train_loss']} at epoch {self.epoch + 1}: diverged")
         self.epoch += 1
         t_train = time.perf_counter() - t0
         metrics = {"epoch": self.epoch, **stats, **self.evaluate()}
@@ -123,7 +130,7 @@ class Method:
 
     def identity(self) -> dict:
         """What a checkpoint must agree on to be loadable into this object."""
-        keys = ("method", "dataset", "noise_type", "noise_rate", "noise_seed", "proxy",
+        keys = ("method", "variant", "dataset", "noise_type", "noise_rate", "noise_seed", "proxy",
                 "val_fraction", "train_subset", "model")
         return {k: self.cfg.get(k) for k in keys}
 
@@ -149,4 +156,4 @@ class Method:
         os.replace(tmp, path)
 
     def load(self, path) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
