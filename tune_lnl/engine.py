@@ -132,6 +132,15 @@ def _run_config(exp_dir: Path, name: str, label: str, total: int, base: dict, tb
                    ProgressCallback(label, total)])
 
 
+def _restore_or_new(run_dir: Path, trainable, resume: bool, label: str, new_tuner):
+    """``Tuner.restore`` of an interrupted run (finished trials kept, running ones continue from
+    their last checkpoint), else a new Tuner from ``new_tuner()``."""
+    if resume and (run_dir / "tuner.pkl").exists():
+        print(f"[{label}] resuming from {run_dir}", flush=True)
+        return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    return new_tuner()
+
+
 def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
                    resume: bool = False):
     """Run (or resume) the search of one setting; returns the Optuna study."""
@@ -139,11 +148,8 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
     base = space.base_config(setting, str(data_root))
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     trainable = _trainable(space, base, request)
-    run_dir = exp_dir / "search" / setting
-    if resume and (run_dir / "tuner.pkl").exists():
-        print(f"[{setting}] resuming search from {run_dir}", flush=True)
-        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
+
+    def new_tuner():
         early = set()
         epochs = int(base["epochs"])
         searcher = PruningOptunaSearch(
@@ -154,13 +160,15 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
         scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs,
                                   grace_period=min(space.grace_period, epochs),
                                   reduction_factor=space.reduction_factor, early_stopped=early)
-        tuner = tune.Tuner(
+        return tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=num_samples, max_concurrent_trials=concurrency,
                                         reuse_actors=True),
             run_config=_run_config(exp_dir / "search", setting, setting, num_samples, base,
                                    exp_dir / "tensorboard" / "search" / setting))
+
+    tuner = _restore_or_new(exp_dir / "search" / setting, trainable, resume, f"{setting} search", new_tuner)
     print(f"[{setting}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
           flush=True)
     tuner.fit()
@@ -179,16 +187,15 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
     base = {k: v for k, v in config.items() if k != "seed"}
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     trainable = _trainable(space, base, request)
-    run_dir = exp_dir / "finals" / setting
-    if resume and (run_dir / "tuner.pkl").exists():
-        print(f"[{setting}] resuming finals from {run_dir}", flush=True)
-        tuner = tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
+
+    def new_tuner():
+        return tune.Tuner(
             trainable, param_space={"seed": tune.grid_search(seeds)},
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
             run_config=_run_config(exp_dir / "finals", setting, f"{setting} finals", len(seeds), base,
                                    exp_dir / "tensorboard" / "finals" / setting))
+
+    tuner = _restore_or_new(exp_dir / "finals" / setting, trainable, resume, f"{setting} finals", new_tuner)
     print(f"[{setting}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
     results = tuner.fit()
     histories = {}

@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import optuna
     import ray
     from . import engine
     from .export import write_best_configs, write_finals
@@ -102,11 +103,12 @@ def main(argv=None) -> int:
 
     best = {}
     for setting in settings:
-        done = exp_dir / "search" / setting / ".done"
-        study = engine.search_setting(space, setting, exp_dir, data_root, num_samples,
-                                      resume=args.resume and not done.exists()) if not done.exists() else \
-            __import__("optuna").load_study(study_name=setting, storage=engine.storage_url(exp_dir))
-        done.touch()
+        done = exp_dir / "search" / setting / ".done"  # a finished search is never rerun
+        if done.exists():
+            study = optuna.load_study(study_name=setting, storage=engine.storage_url(exp_dir))
+        else:
+            study = engine.search_setting(space, setting, exp_dir, data_root, num_samples, resume=args.resume)
+            done.touch()
         try:
             bt = study.best_trial
         except ValueError:
