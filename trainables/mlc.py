@@ -62,10 +62,10 @@ def lr_at(epoch: int, cfg: dict) -> float:
     return cfg["lr2"] / 10 ** min(2, (epoch - cfg["stage2"]) * 3 // rest)
 
 
-def param_distance(net_a: torch.nn.Module, net_b: torch.nn.Module, variant: str) -> torch.Tensor:
+def param_distance(net_a: torch.nn.Module, net_b: torch.nn.Module, variant: str, detach_b: bool = False) -> torch.Tensor:
     """Eq. 2, ``dist = ||theta_1 - theta_2||_2`` over the whole parameter vector (paper); the
     published code's ``sum_t mean((theta_1t - theta_2t)^2)`` over parameter tensors (official)."""
-    diffs = [pa - pb for pa, pb in zip(net_a.parameters(), net_b.parameters())]
+    diffs = [pa - (pb.detach() if detach_b else pb) for pa, pb in zip(net_a.parameters(), net_b.parameters())]
     if variant == "paper":
         return torch.sqrt(sum((d * d).sum() for d in diffs))
     return sum((d * d).mean() for d in diffs)
@@ -78,9 +78,7 @@ def co_regularization(net_a, net_b, mu: float, xi: float, variant: str) -> torch
     if variant == "paper":
         return xi * ld
     # published code: the xi*ld gradient reaches A twice, B once
-    frozen_b = [p.detach() for p in net_b.parameters()]
-    diffs = [pa - pb for pa, pb in zip(net_a.parameters(), frozen_b)]
-    ld_a_only = sum((d * d).mean() for d in diffs).clamp_min(1e-12) ** mu
+    ld_a_only = param_distance(net_a, net_b, variant, detach_b=True).clamp_min(1e-12) ** mu
     return xi * (ld + ld_a_only)
 
 

@@ -10,6 +10,7 @@ and generator states and the metric history.
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -150,7 +151,6 @@ class Method:
 
     def save(self, path) -> None:
         """Atomic write: a crash never leaves a half-written checkpoint at ``path``."""
-        import os
         tmp = f"{path}.tmp"
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
