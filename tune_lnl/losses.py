@@ -33,3 +33,45 @@ def pencil_le(pred_logits: torch.Tensor, class_mean: bool = False) -> torch.Tens
     logp = F.log_softmax(pred_logits, dim=1)
     le = -(logp.exp() * logp).sum(1)
     return le / pred_logits.shape[1] if class_mean else le
+
+
+def mae(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MAE as in the IMAE paper: ``||onehot - p||_1 = 2 (1 - p_y)``."""
+    p_y = F.softmax(logits, dim=1).gather(1, labels[:, None]).squeeze(1)
+    return 2.0 * (1.0 - p_y)
+
+
+def gce(logits: torch.Tensor, labels: torch.Tensor, q: float = 0.7) -> torch.Tensor:
+    """Generalized cross entropy ``(1 - p_y^q) / q`` (Zhang & Sabuncu 2018), via ``log p_y``."""
+    log_py = F.log_softmax(logits, dim=1).gather(1, labels[:, None]).squeeze(1)
+    return (1.0 - torch.exp(q * log_py)) / q
+
+
+class _IMAE(torch.autograd.Function):
+    """Forward: MAE. Backward (IMAE paper Eq. 21-22): MAE's gradient w.r.t. the logits,
+    rescaled so that each sample's L1 norm is ``w = exp(T p_y (1 - p_y))``.
+
+    MAE's gradient (Eq. 18) is ``2 p_y (p - onehot)`` with L1 norm ``4 p_y (1 - p_y)`` (Eq. 20),
+    so its direction is ``(p - onehot) / (2 (1 - p_y))``: ``-1/2`` at ``y`` and
+    ``p_j / (2 sum_{k != y} p_k)`` elsewhere, i.e. half the softmax over the OTHER logits, which
+    stays finite for ``p_y`` at 0 or 1 (no division by ``1 - p_y``)."""
+
+    @staticmethod
+    def forward(ctx, logits, labels, T):
+        ctx.save_for_backward(logits, labels)
+        ctx.T = T
+        return mae(logits, labels)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        logits, labels = ctx.saved_tensors
+        onehot = F.one_hot(labels, logits.shape[1]).bool()
+        p_y = F.softmax(logits, dim=1).gather(1, labels[:, None])
+        others = F.softmax(logits.masked_fill(onehot, float("-inf")), dim=1)  # softmax over j != y
+        direction = torch.where(onehot, torch.full_like(others, -1.0), others) / 2.0
+        weight = torch.exp(ctx.T * p_y * (1.0 - p_y))  # Eq. 21
+        return grad_out[:, None] * weight * direction, None, None  # Eq. 22
+
+
+def imae(logits: torch.Tensor, labels: torch.Tensor, T: float) -> torch.Tensor:
+    return _IMAE.apply(logits, labels, float(T))
