@@ -32,8 +32,8 @@ SETTING_KEYS = {"noise", "fixed", "space", "paper"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
 RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction"}  # must lie in [0, 1)
 #: sign constraints of method hyperparameters (checked on fixed values and on both range bounds)
-POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual"}
-NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2"}
+POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual", "q"}
+NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T"}
 NON_POSITIVE = {"mu"}  # the paper: mu < 0 separates the networks; mu = 0 switches ld off
 CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS), "device": None}
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,

@@ -1,13 +1,17 @@
 """Registry of methods: name -> (plain training class, Ray Trainable class)."""
 from __future__ import annotations
 
+METHOD_NAMES = ("mlc", "ce", "mae", "gce", "imae")
+
 
 def registry() -> dict:
+    from trainables.ce import CE, CETrainable
+    from trainables.gce import GCE, GCETrainable
+    from trainables.imae import IMAE, IMAETrainable
+    from trainables.mae import MAE, MAETrainable
     from trainables.mlc import MLC, MLCTrainable
-    return {"mlc": (MLC, MLCTrainable)}
-
-
-METHOD_NAMES = ("mlc",)
+    return {"mlc": (MLC, MLCTrainable), "ce": (CE, CETrainable), "mae": (MAE, MAETrainable),
+            "gce": (GCE, GCETrainable), "imae": (IMAE, IMAETrainable)}
 
 
 def method_class(name: str):

@@ -1,0 +1,15 @@
+"""MAE on the noisy labels, as in the IMAE paper: ``2 (1 - p_y)`` (its Eq. 16)."""
+from tune_lnl.losses import mae
+from tune_lnl.ray_adapter import MethodTrainable
+from tune_lnl.single_network import SingleNetwork
+
+
+class MAE(SingleNetwork):
+    name = "mae"
+
+    def loss(self, logits, labels):
+        return mae(logits, labels)
+
+
+class MAETrainable(MethodTrainable):
+    method_cls = MAE

@@ -1,0 +1,49 @@
+"""One network trained on the noisy labels with a per-sample loss: the base of the standard
+(CE) and robust-loss (MAE, GCE, IMAE) baselines. Each method file in ``trainables/`` only names
+its loss."""
+from __future__ import annotations
+
+import torch
+
+from .augment import mnist_augment
+from .method import Method, adam
+from .models import build_model
+
+
+class SingleNetwork(Method):
+    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3}
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss ``[B]``."""
+        raise NotImplementedError
+
+    def build(self) -> None:
+        d = self.data
+        self.net = build_model(self.cfg["model"], d.num_classes, tuple(d.train_x.shape[1:])).to(self.device)
+        self.opt = adam(self.net.parameters(), self.cfg["lr"])
+        self.augment = mnist_augment if self.cfg["augment"] else None
+
+    def train_epoch(self) -> dict:
+        d = self.data
+        self.net.train()
+        loss_sum = torch.zeros((), device=self.device)
+        n = 0
+        for idx in d.epoch_batches(self.cfg["batch_size"], self.gen):
+            x = d.train_batch(idx, self.augment, self.gen)
+            loss = self.loss(self.net(x), d.train_noisy[idx]).mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            loss_sum += loss.detach()
+            n += 1
+        return {"train_loss": float(loss_sum) / max(1, n), "lr": self.cfg["lr"]}
+
+    def eval_models(self):
+        return {"net": self.net}
+
+    def method_state(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
+
+    def load_method_state(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
