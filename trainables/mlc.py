@@ -29,6 +29,7 @@ from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
 from tune_lnl.method import Method, adam
 from tune_lnl.models import build_model
 from tune_lnl.ray_adapter import MethodTrainable
+from tune_lnl.selection import cross_update_losses, forget_rate_at, small_loss_selection  # noqa: F401
 
 #: The paper's MNIST settings: Table I label-update steps, forget rate = noise rate, stage1 50
 #: for pair-0.45 (published code), everything else from Sec. V-A.3.
@@ -41,14 +42,6 @@ PAPER_MNIST = {
     "pair-0.2": {"lambda": 2000.0, "forget_rate": 0.2},
     "pair-0.45": {"lambda": 2500.0, "forget_rate": 0.45, "stage1": 50},
 }
-
-
-def forget_rate_at(epoch: int, forget_rate: float, num_gradual: int) -> float:
-    """Co-teaching schedule: linear from 0 to ``forget_rate`` over the first ``num_gradual``
-    epochs (epoch 0 forgets nothing, epoch ``num_gradual - 1`` forgets ``forget_rate``)."""
-    if num_gradual <= 1 or epoch >= num_gradual - 1:
-        return forget_rate
-    return forget_rate * epoch / (num_gradual - 1)
 
 
 def lr_at(epoch: int, cfg: dict) -> float:
@@ -112,12 +105,6 @@ def label_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Ten
     return total
 
 
-def small_loss_selection(losses: torch.Tensor, forget_rate: float) -> torch.Tensor:
-    """Indices of the ``int((1 - forget_rate) * B)`` smallest losses (at least one)."""
-    keep = max(1, int((1.0 - forget_rate) * losses.shape[0]))
-    return torch.topk(losses.detach(), keep, largest=False, sorted=False).indices
-
-
 class MLC(Method):
     name = "mlc"
     defaults = {
@@ -159,10 +146,9 @@ class MLC(Method):
             loss_a = per_sample_loss(logits_a, ytilde, noisy, stage, cfg)
             loss_b = per_sample_loss(logits_b, ytilde, noisy, stage, cfg)
             # co-teaching exchange: each network is trained on its PEER's small-loss selection
-            keep_by_a = small_loss_selection(loss_a, rate)
-            keep_by_b = small_loss_selection(loss_b, rate)
+            train_a, train_b = cross_update_losses(loss_a, loss_b, rate)
             reg = co_regularization(self.net_a, self.net_b, cfg["mu"], cfg["xi"], cfg["variant"])
-            total = loss_a[keep_by_b].mean() + loss_b[keep_by_a].mean() + reg
+            total = train_a + train_b + reg
             self.opt_a.zero_grad(set_to_none=True)
             self.opt_b.zero_grad(set_to_none=True)
             total.backward()

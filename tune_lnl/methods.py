@@ -1,17 +1,19 @@
 """Registry of methods: name -> (plain training class, Ray Trainable class)."""
 from __future__ import annotations
 
-METHOD_NAMES = ("mlc", "ce", "mae", "gce", "imae")
+METHOD_NAMES = ("mlc", "ce", "mae", "gce", "imae", "coteaching")
 
 
 def registry() -> dict:
     from trainables.ce import CE, CETrainable
+    from trainables.coteaching import CoTeaching, CoTeachingTrainable
     from trainables.gce import GCE, GCETrainable
     from trainables.imae import IMAE, IMAETrainable
     from trainables.mae import MAE, MAETrainable
     from trainables.mlc import MLC, MLCTrainable
     return {"mlc": (MLC, MLCTrainable), "ce": (CE, CETrainable), "mae": (MAE, MAETrainable),
-            "gce": (GCE, GCETrainable), "imae": (IMAE, IMAETrainable)}
+            "gce": (GCE, GCETrainable), "imae": (IMAE, IMAETrainable),
+            "coteaching": (CoTeaching, CoTeachingTrainable)}
 
 
 def method_class(name: str):

@@ -1,0 +1,70 @@
+"""Co-teaching (Han et al., NeurIPS 2018): two networks; each ranks the batch by its own
+cross-entropy against the noisy label, keeps the ``1 - forget_rate(e)`` smallest, and its PEER
+is trained on that selection. ``forget_rate(e)`` ramps linearly from 0 to ``forget_rate`` over
+the first ``num_gradual`` epochs (Tk = 10 in the paper), then stays constant.
+
+Not included: the original code's linear decay of Adam's lr and beta1 from epoch 80 on
+(constant lr here)."""
+from __future__ import annotations
+
+import torch
+
+from tune_lnl.augment import mnist_augment
+from tune_lnl.losses import cross_entropy
+from tune_lnl.method import Method, adam
+from tune_lnl.models import build_model
+from tune_lnl.ray_adapter import MethodTrainable
+from tune_lnl.selection import cross_update_losses, forget_rate_at
+
+
+class CoTeaching(Method):
+    name = "coteaching"
+    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
+                "forget_rate": 0.2, "num_gradual": 10}
+
+    def build(self) -> None:
+        d = self.data
+        shape = tuple(d.train_x.shape[1:])
+        self.net_a = build_model(self.cfg["model"], d.num_classes, shape).to(self.device)
+        self.net_b = build_model(self.cfg["model"], d.num_classes, shape).to(self.device)
+        self.opt_a = adam(self.net_a.parameters(), self.cfg["lr"])
+        self.opt_b = adam(self.net_b.parameters(), self.cfg["lr"])
+        self.augment = mnist_augment if self.cfg["augment"] else None
+
+    def train_epoch(self) -> dict:
+        cfg, d = self.cfg, self.data
+        rate = forget_rate_at(self.epoch, cfg["forget_rate"], cfg["num_gradual"])
+        self.net_a.train()
+        self.net_b.train()
+        loss_sum = torch.zeros((), device=self.device)
+        n = 0
+        for idx in d.epoch_batches(cfg["batch_size"], self.gen):
+            x = d.train_batch(idx, self.augment, self.gen)
+            noisy = d.train_noisy[idx]
+            train_a, train_b = cross_update_losses(cross_entropy(self.net_a(x), noisy),
+                                                   cross_entropy(self.net_b(x), noisy), rate)
+            self.opt_a.zero_grad(set_to_none=True)
+            self.opt_b.zero_grad(set_to_none=True)
+            (train_a + train_b).backward()  # the two terms touch disjoint networks
+            self.opt_a.step()
+            self.opt_b.step()
+            loss_sum += train_a.detach()
+            n += 1
+        return {"forget_rate": rate, "train_loss": float(loss_sum) / max(1, n), "lr": cfg["lr"]}
+
+    def eval_models(self):
+        return {"a": self.net_a, "b": self.net_b}
+
+    def method_state(self) -> dict:
+        return {"net_a": self.net_a.state_dict(), "net_b": self.net_b.state_dict(),
+                "opt_a": self.opt_a.state_dict(), "opt_b": self.opt_b.state_dict()}
+
+    def load_method_state(self, state: dict) -> None:
+        self.net_a.load_state_dict(state["net_a"])
+        self.net_b.load_state_dict(state["net_b"])
+        self.opt_a.load_state_dict(state["opt_a"])
+        self.opt_b.load_state_dict(state["opt_b"])
+
+
+class CoTeachingTrainable(MethodTrainable):
+    method_cls = CoTeaching
