@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import torch
 
-from tune_lnl.augment import mnist_augment
 from tune_lnl.losses import cross_entropy
-from tune_lnl.method import Method, adam
-from tune_lnl.models import build_model
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.selection import cross_update_losses, forget_rate_at
+from tune_lnl.two_networks import TwoNetworks
 
 
-class CoTeaching(Method):
+class CoTeaching(TwoNetworks):
     name = "coteaching"
     defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
                 "forget_rate": 0.2, "num_gradual": 10}
-
-    def build(self) -> None:
-        d = self.data
-        shape = tuple(d.train_x.shape[1:])
-        self.net_a = build_model(self.cfg["model"], d.num_classes, shape).to(self.device)
-        self.net_b = build_model(self.cfg["model"], d.num_classes, shape).to(self.device)
-        self.opt_a = adam(self.net_a.parameters(), self.cfg["lr"])
-        self.opt_b = adam(self.net_b.parameters(), self.cfg["lr"])
-        self.augment = mnist_augment if self.cfg["augment"] else None
 
     def train_epoch(self) -> dict:
         cfg, d = self.cfg, self.data
@@ -51,19 +40,6 @@ class CoTeaching(Method):
             loss_sum += train_a.detach()
             n += 1
         return {"forget_rate": rate, "train_loss": float(loss_sum) / max(1, n), "lr": cfg["lr"]}
-
-    def eval_models(self):
-        return {"a": self.net_a, "b": self.net_b}
-
-    def method_state(self) -> dict:
-        return {"net_a": self.net_a.state_dict(), "net_b": self.net_b.state_dict(),
-                "opt_a": self.opt_a.state_dict(), "opt_b": self.opt_b.state_dict()}
-
-    def load_method_state(self, state: dict) -> None:
-        self.net_a.load_state_dict(state["net_a"])
-        self.net_b.load_state_dict(state["net_b"])
-        self.opt_a.load_state_dict(state["opt_a"])
-        self.opt_b.load_state_dict(state["opt_b"])
 
 
 class CoTeachingTrainable(MethodTrainable):

@@ -24,12 +24,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.augment import mnist_augment
 from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
-from tune_lnl.method import Method, adam
-from tune_lnl.models import build_model
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.selection import cross_update_losses, forget_rate_at, small_loss_selection  # noqa: F401
+from tune_lnl.two_networks import TwoNetworks
 
 #: The paper's MNIST settings: Table I label-update steps, forget rate = noise rate, stage1 50
 #: for pair-0.45 (published code), everything else from Sec. V-A.3.
@@ -105,7 +103,7 @@ def label_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Ten
     return total
 
 
-class MLC(Method):
+class MLC(TwoNetworks):
     name = "mlc"
     defaults = {
         "variant": "paper", "model": "mlp", "augment": True, "lambda": 1000.0, "forget_rate": 0.2,
@@ -113,15 +111,10 @@ class MLC(Method):
     }
 
     def build(self) -> None:
+        super().build()  # networks A and B, their optimizers, the augmentation
         d, cfg = self.data, self.cfg
-        shape = tuple(d.train_x.shape[1:])
-        self.net_a = build_model(cfg["model"], d.num_classes, shape).to(self.device)
-        self.net_b = build_model(cfg["model"], d.num_classes, shape).to(self.device)
-        self.opt_a = adam(self.net_a.parameters(), cfg["lr"])
-        self.opt_b = adam(self.net_b.parameters(), cfg["lr"])
         # Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
         self.ytilde = cfg["K"] * F.one_hot(d.train_noisy, d.num_classes).float()
-        self.augment = mnist_augment if cfg["augment"] else None
 
     def stage_of(self, epoch: int) -> int:
         return 1 if epoch < self.cfg["stage1"] else (2 if epoch < self.cfg["stage2"] else 3)
@@ -168,19 +161,11 @@ class MLC(Method):
         return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": float(loss_sum) / max(1, n_batches),
                 "dist": dist, "label_acc": label_acc}
 
-    def eval_models(self):
-        return {"a": self.net_a, "b": self.net_b}
-
     def method_state(self) -> dict:
-        return {"net_a": self.net_a.state_dict(), "net_b": self.net_b.state_dict(),
-                "opt_a": self.opt_a.state_dict(), "opt_b": self.opt_b.state_dict(),
-                "ytilde": self.ytilde.clone()}
+        return {**super().method_state(), "ytilde": self.ytilde.clone()}
 
     def load_method_state(self, state: dict) -> None:
-        self.net_a.load_state_dict(state["net_a"])
-        self.net_b.load_state_dict(state["net_b"])
-        self.opt_a.load_state_dict(state["opt_a"])
-        self.opt_b.load_state_dict(state["opt_b"])
+        super().load_method_state(state)
         self.ytilde = state["ytilde"].to(self.device).clone()
 
 
