@@ -32,11 +32,7 @@ class CoTeaching(TwoNetworks):
             noisy = d.train_noisy[idx]
             train_a, train_b = cross_update_losses(cross_entropy(self.net_a(x), noisy),
                                                    cross_entropy(self.net_b(x), noisy), rate)
-            self.opt_a.zero_grad(set_to_none=True)
-            self.opt_b.zero_grad(set_to_none=True)
-            (train_a + train_b).backward()  # the two terms touch disjoint networks
-            self.opt_a.step()
-            self.opt_b.step()
+            self.update_both(train_a + train_b)  # the two terms touch disjoint networks
             loss_sum += train_a.detach()
             n += 1
         return {"forget_rate": rate, "train_loss": float(loss_sum) / max(1, n), "lr": cfg["lr"]}

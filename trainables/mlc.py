@@ -142,11 +142,7 @@ class MLC(TwoNetworks):
             train_a, train_b = cross_update_losses(loss_a, loss_b, rate)
             reg = co_regularization(self.net_a, self.net_b, cfg["mu"], cfg["xi"], cfg["variant"])
             total = train_a + train_b + reg
-            self.opt_a.zero_grad(set_to_none=True)
-            self.opt_b.zero_grad(set_to_none=True)
-            total.backward()
-            self.opt_a.step()
-            self.opt_b.step()
+            self.update_both(total)
             if stage == 2:
                 # Eq. 7: y~ <- y~ - lambda * (dL1/dy~ + dL2/dy~), every sample of the batch
                 yt = ytilde.clone().requires_grad_(True)

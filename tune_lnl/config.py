@@ -30,7 +30,7 @@ FINALS_KEYS = {"seeds": int, "last_k": int}
 SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor", "fixed"}
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
-RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction"}  # must lie in [0, 1)
+RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction", "co_lambda"}  # must lie in [0, 1)
 #: sign constraints of method hyperparameters (checked on fixed values and on both range bounds)
 POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual", "q"}
 NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T"}

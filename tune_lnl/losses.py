@@ -75,3 +75,9 @@ class _IMAE(torch.autograd.Function):
 
 def imae(logits: torch.Tensor, labels: torch.Tensor, T: float) -> torch.Tensor:
     return _IMAE.apply(logits, labels, float(T))
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """``KL(p_a || p_b) + KL(p_b || p_a)`` per sample (MLC paper Eq. 1; JoCoR's co-regularization)."""
+    la, lb = F.log_softmax(logits_a, dim=1), F.log_softmax(logits_b, dim=1)
+    return (la.exp() * (la - lb)).sum(1) + (lb.exp() * (lb - la)).sum(1)

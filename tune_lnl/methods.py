@@ -1,7 +1,7 @@
 """Registry of methods: name -> (plain training class, Ray Trainable class)."""
 from __future__ import annotations
 
-METHOD_NAMES = ("mlc", "ce", "mae", "gce", "imae", "coteaching")
+METHOD_NAMES = ("mlc", "ce", "mae", "gce", "imae", "coteaching", "jocor")
 
 
 def registry() -> dict:
@@ -9,11 +9,12 @@ def registry() -> dict:
     from trainables.coteaching import CoTeaching, CoTeachingTrainable
     from trainables.gce import GCE, GCETrainable
     from trainables.imae import IMAE, IMAETrainable
+    from trainables.jocor import JoCoR, JoCoRTrainable
     from trainables.mae import MAE, MAETrainable
     from trainables.mlc import MLC, MLCTrainable
     return {"mlc": (MLC, MLCTrainable), "ce": (CE, CETrainable), "mae": (MAE, MAETrainable),
             "gce": (GCE, GCETrainable), "imae": (IMAE, IMAETrainable),
-            "coteaching": (CoTeaching, CoTeachingTrainable)}
+            "coteaching": (CoTeaching, CoTeachingTrainable), "jocor": (JoCoR, JoCoRTrainable)}
 
 
 def method_class(name: str):

@@ -17,6 +17,14 @@ class TwoNetworks(Method):
         self.opt_b = adam(self.net_b.parameters(), cfg["lr"])
         self.augment = mnist_augment if cfg["augment"] else None
 
+    def update_both(self, loss) -> None:
+        """One optimizer step of both networks on ``loss`` (each receives its own gradient)."""
+        self.opt_a.zero_grad(set_to_none=True)
+        self.opt_b.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_a.step()
+        self.opt_b.step()
+
     def eval_models(self):
         return {"a": self.net_a, "b": self.net_b}
 

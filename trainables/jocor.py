@@ -1,0 +1,48 @@
+"""JoCoR (Wei et al., CVPR 2020): both networks are trained on ONE small-loss selection of the
+per-sample joint loss
+
+    l = (1 - co_lambda) * (CE(p_A, y) + CE(p_B, y)) + co_lambda * (KL(p_A||p_B) + KL(p_B||p_A)),
+
+the co-regularization pulling their predictions together (both networks receive its gradient).
+The kept share ``1 - forget_rate(e)`` follows Co-teaching's ramp. co_lambda: its code's default
+is 0.1; the authors report 0.5-0.9 working best."""
+from __future__ import annotations
+
+import torch
+
+from tune_lnl.losses import cross_entropy, symmetric_kl
+from tune_lnl.ray_adapter import MethodTrainable
+from tune_lnl.selection import forget_rate_at, small_loss_selection
+from tune_lnl.two_networks import TwoNetworks
+
+
+def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
+    """JoCoR's per-sample joint loss (its Eq. 5 with the co-regularization of Eq. 3)."""
+    ce = cross_entropy(logits_a, noisy) + cross_entropy(logits_b, noisy)
+    return (1.0 - co_lambda) * ce + co_lambda * symmetric_kl(logits_a, logits_b)
+
+
+class JoCoR(TwoNetworks):
+    name = "jocor"
+    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
+                "forget_rate": 0.2, "num_gradual": 10, "co_lambda": 0.1}
+
+    def train_epoch(self) -> dict:
+        cfg, d = self.cfg, self.data
+        rate = forget_rate_at(self.epoch, cfg["forget_rate"], cfg["num_gradual"])
+        self.net_a.train()
+        self.net_b.train()
+        loss_sum = torch.zeros((), device=self.device)
+        n = 0
+        for idx in d.epoch_batches(cfg["batch_size"], self.gen):
+            x = d.train_batch(idx, self.augment, self.gen)
+            losses = joint_loss(self.net_a(x), self.net_b(x), d.train_noisy[idx], cfg["co_lambda"])
+            loss = losses[small_loss_selection(losses, rate)].mean()  # one selection, both networks
+            self.update_both(loss)
+            loss_sum += loss.detach()
+            n += 1
+        return {"forget_rate": rate, "train_loss": float(loss_sum) / max(1, n), "lr": cfg["lr"]}
+
+
+class JoCoRTrainable(MethodTrainable):
+    method_cls = JoCoR
