@@ -1,13 +1,13 @@
 """Single-network baselines (CE, MAE, GCE, IMAE): exact checkpoint resume, learning, config keys."""
 import pytest
-import torch
 
 from tune_lnl.config import ConfigError, load_space
 from tune_lnl.data import load_noisy_data
 from tune_lnl.methods import method_class
 
+from resume_check import assert_exact_resume
+
 METHODS = ["ce", "mae", "gce", "imae"]
-TIMING = {"epoch_time", "train_time"}
 
 
 def _cfg(data_root, method, **kw):
@@ -27,21 +27,7 @@ def data(data_root):
 @pytest.mark.parametrize("method", METHODS)
 def test_resume_is_exact(method, data, data_root, tmp_path):
     cls = method_class(method)
-    straight = cls(_cfg(data_root, method), data)
-    for _ in range(4):
-        straight.step()
-    first = cls(_cfg(data_root, method), data)
-    for _ in range(2):
-        first.step()
-    first.save(tmp_path / "c.pt")
-    second = cls(_cfg(data_root, method), data)
-    second.load(tmp_path / "c.pt")
-    for _ in range(2):
-        second.step()
-    for a, b in zip(straight.net.parameters(), second.net.parameters()):
-        assert torch.equal(a, b)
-    strip = lambda h: [{k: v for k, v in m.items() if k not in TIMING} for m in h]
-    assert strip(straight.history) == strip(second.history)
+    assert_exact_resume(lambda: cls(_cfg(data_root, method), data), tmp_path / "c.pt")
 
 
 @pytest.mark.parametrize("method", ["ce", "imae"])

@@ -7,9 +7,8 @@ Not included: the original code's linear decay of Adam's lr and beta1 from epoch
 (constant lr here)."""
 from __future__ import annotations
 
-import torch
-
 from tune_lnl.losses import cross_entropy
+from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.selection import cross_update_losses, forget_rate_at
 from tune_lnl.two_networks import TwoNetworks
@@ -21,21 +20,15 @@ class CoTeaching(TwoNetworks):
                 "forget_rate": 0.2, "num_gradual": 10}
 
     def train_epoch(self) -> dict:
-        cfg, d = self.cfg, self.data
+        cfg = self.cfg
         rate = forget_rate_at(self.epoch, cfg["forget_rate"], cfg["num_gradual"])
-        self.net_a.train()
-        self.net_b.train()
-        loss_sum = torch.zeros((), device=self.device)
-        n = 0
-        for idx in d.epoch_batches(cfg["batch_size"], self.gen):
-            x = d.train_batch(idx, self.augment, self.gen)
-            noisy = d.train_noisy[idx]
+        meter = LossMeter(self.device)
+        for _, x, noisy in self.train_batches():
             train_a, train_b = cross_update_losses(cross_entropy(self.net_a(x), noisy),
                                                    cross_entropy(self.net_b(x), noisy), rate)
             self.update_both(train_a + train_b)  # the two terms touch disjoint networks
-            loss_sum += train_a.detach()
-            n += 1
-        return {"forget_rate": rate, "train_loss": float(loss_sum) / max(1, n), "lr": cfg["lr"]}
+            meter.add(train_a)
+        return {"forget_rate": rate, "train_loss": meter.mean, "lr": cfg["lr"]}
 
 
 class CoTeachingTrainable(MethodTrainable):

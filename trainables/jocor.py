@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from tune_lnl.losses import cross_entropy, symmetric_kl
+from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.selection import forget_rate_at, small_loss_selection
 from tune_lnl.two_networks import TwoNetworks
@@ -28,20 +29,15 @@ class JoCoR(TwoNetworks):
                 "forget_rate": 0.2, "num_gradual": 10, "co_lambda": 0.1}
 
     def train_epoch(self) -> dict:
-        cfg, d = self.cfg, self.data
+        cfg = self.cfg
         rate = forget_rate_at(self.epoch, cfg["forget_rate"], cfg["num_gradual"])
-        self.net_a.train()
-        self.net_b.train()
-        loss_sum = torch.zeros((), device=self.device)
-        n = 0
-        for idx in d.epoch_batches(cfg["batch_size"], self.gen):
-            x = d.train_batch(idx, self.augment, self.gen)
-            losses = joint_loss(self.net_a(x), self.net_b(x), d.train_noisy[idx], cfg["co_lambda"])
+        meter = LossMeter(self.device)
+        for _, x, noisy in self.train_batches():
+            losses = joint_loss(self.net_a(x), self.net_b(x), noisy, cfg["co_lambda"])
             loss = losses[small_loss_selection(losses, rate)].mean()  # one selection, both networks
             self.update_both(loss)
-            loss_sum += loss.detach()
-            n += 1
-        return {"forget_rate": rate, "train_loss": float(loss_sum) / max(1, n), "lr": cfg["lr"]}
+            meter.add(loss)
+        return {"forget_rate": rate, "train_loss": meter.mean, "lr": cfg["lr"]}
 
 
 class JoCoRTrainable(MethodTrainable):

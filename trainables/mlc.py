@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
+from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.selection import cross_update_losses, forget_rate_at, small_loss_selection  # noqa: F401
 from tune_lnl.two_networks import TwoNetworks
@@ -127,13 +128,8 @@ class MLC(TwoNetworks):
         for opt in (self.opt_a, self.opt_b):
             for group in opt.param_groups:
                 group["lr"] = lr
-        self.net_a.train()
-        self.net_b.train()
-        loss_sum = torch.zeros((), device=self.device)
-        n_batches = 0
-        for idx in d.epoch_batches(cfg["batch_size"], self.gen):
-            x = d.train_batch(idx, self.augment, self.gen)
-            noisy = d.train_noisy[idx]
+        meter = LossMeter(self.device)
+        for idx, x, noisy in self.train_batches():
             ytilde = self.ytilde[idx]
             logits_a, logits_b = self.net_a(x), self.net_b(x)
             loss_a = per_sample_loss(logits_a, ytilde, noisy, stage, cfg)
@@ -148,13 +144,12 @@ class MLC(TwoNetworks):
                 yt = ytilde.clone().requires_grad_(True)
                 (grad,) = torch.autograd.grad(label_loss(logits_a, logits_b, yt, noisy, cfg), yt)
                 self.ytilde[idx] = ytilde - cfg["lambda"] * grad
-            loss_sum += total.detach()
-            n_batches += 1
+            meter.add(total)
         with torch.no_grad():
             dist = float(param_distance(self.net_a, self.net_b, cfg["variant"]))
             corrected = self.ytilde.argmax(1)
             label_acc = float((corrected == d.train_clean).float().mean())  # analytics only
-        return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": float(loss_sum) / max(1, n_batches),
+        return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": meter.mean,
                 "dist": dist, "label_acc": label_acc}
 
     def method_state(self) -> dict:

@@ -34,7 +34,7 @@ class DeviceData:
                 yield idx
 
     def train_batch(self, idx: torch.Tensor, augment: Callable | None, generator: torch.Generator) -> torch.Tensor:
-        x = self.train_x[idx].float().div_(255.0)
+        x = to_float(self.train_x[idx])
         return augment(x, generator) if augment is not None else x
 
 

@@ -35,7 +35,7 @@ RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction", "co_lambda"}  # must l
 POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual", "q"}
 NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T"}
 NON_POSITIVE = {"mu"}  # the paper: mu < 0 separates the networks; mu = 0 switches ld off
-CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS), "device": None}
+CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS)}
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
                    "cpus_per_trial": 1, "gpus_per_trial": 0.25}
 FINALS_DEFAULTS = {"seeds": 5, "last_k": 10}
@@ -209,7 +209,7 @@ def _check_hparams(ck: _Checker, key: str, values: dict, defaults: dict) -> dict
 
 
 def _check_value(ck: _Checker, key: str, name: str, v, default):
-    if name in CHOICES and CHOICES[name]:
+    if name in CHOICES:
         ck.choice(key, v, CHOICES[name])
     elif isinstance(default, bool):
         ck.typed(key, v, bool)

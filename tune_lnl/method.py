@@ -33,12 +33,29 @@ def adam(params, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
+class LossMeter:
+    """Mean of per-batch losses, accumulated on the device (no host sync per batch)."""
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), device=device)
+        self.n = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.total += loss.detach()
+        self.n += 1
+
+    @property
+    def mean(self) -> float:
+        return float(self.total) / max(1, self.n)
+
+
 class CheckpointMismatch(RuntimeError):
     pass
 
 
 class Method:
     name = "base"
+    augment = None  #: batched on-device augmentation ``f(x, generator)``, set by ``build``
     #: keys every run config of this method must provide, with their defaults
     defaults: dict[str, Any] = {}
 
@@ -80,6 +97,15 @@ class Method:
     @property
     def done(self) -> bool:
         return self.epoch >= self.epochs
+
+    def train_batches(self):
+        """Put the models in train mode; yield ``(dataset indices, images, noisy labels)`` for
+        each batch of one epoch (a permutation from the run's generator, augmented on device)."""
+        for model in self.eval_models().values():
+            model.train()
+        d = self.data
+        for idx in d.epoch_batches(int(self.cfg["batch_size"]), self.gen):
+            yield idx, d.train_batch(idx, self.augment, self.gen), d.train_noisy[idx]
 
     def evaluate(self) -> dict:
         d = self.data

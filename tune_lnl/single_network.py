@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .augment import mnist_augment
-from .method import Method, adam
+from .method import LossMeter, Method, adam
 from .models import build_model
 
 
@@ -24,19 +24,14 @@ class SingleNetwork(Method):
         self.augment = mnist_augment if self.cfg["augment"] else None
 
     def train_epoch(self) -> dict:
-        d = self.data
-        self.net.train()
-        loss_sum = torch.zeros((), device=self.device)
-        n = 0
-        for idx in d.epoch_batches(self.cfg["batch_size"], self.gen):
-            x = d.train_batch(idx, self.augment, self.gen)
-            loss = self.loss(self.net(x), d.train_noisy[idx]).mean()
+        meter = LossMeter(self.device)
+        for _, x, noisy in self.train_batches():
+            loss = self.loss(self.net(x), noisy).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            loss_sum += loss.detach()
-            n += 1
-        return {"train_loss": float(loss_sum) / max(1, n), "lr": self.cfg["lr"]}
+            meter.add(loss)
+        return {"train_loss": meter.mean, "lr": self.cfg["lr"]}
 
     def eval_models(self):
         return {"net": self.net}
