@@ -6,7 +6,7 @@ from trainables.coteaching import CoTeaching
 from tune_lnl.data import load_noisy_data
 from tune_lnl.selection import cross_update_losses
 
-from resume_check import assert_exact_resume
+from method_helpers import assert_exact_resume, tiny_cfg
 
 
 def test_cross_update_by_hand():
@@ -19,12 +19,8 @@ def test_cross_update_by_hand():
 
 
 def _cfg(data_root, **kw):
-    cfg = dict(CoTeaching.defaults)
-    cfg.update(method="coteaching", dataset="mnist", data_root=str(data_root), proxy="noisy_val",
-               val_fraction=0.1, noise_seed=0, noise_type="pairflip", noise_rate=0.2, seed=5, device="cpu",
-               train_subset=1024, test_subset=512, epochs=4, num_gradual=2)
-    cfg.update(kw)
-    return cfg
+    kw = {**dict(noise_type="pairflip", noise_rate=0.2, seed=5, num_gradual=2), **kw}
+    return tiny_cfg(kw.pop("method", "coteaching"), data_root, **kw)
 
 
 @pytest.fixture(scope="module")

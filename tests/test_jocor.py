@@ -7,7 +7,7 @@ import torch
 from trainables.jocor import JoCoR, joint_loss
 from tune_lnl.data import load_noisy_data
 
-from resume_check import assert_exact_resume
+from method_helpers import assert_exact_resume, tiny_cfg
 
 
 def _p(row):
@@ -36,12 +36,8 @@ def test_co_regularization_reaches_both_networks():
 
 
 def _cfg(data_root, **kw):
-    cfg = dict(JoCoR.defaults)
-    cfg.update(method="jocor", dataset="mnist", data_root=str(data_root), proxy="noisy_val", val_fraction=0.1,
-               noise_seed=0, noise_type="symmetric", noise_rate=0.4, seed=2, device="cpu",
-               train_subset=1024, test_subset=512, epochs=4, num_gradual=2, co_lambda=0.5)
-    cfg.update(kw)
-    return cfg
+    kw = {**dict(noise_type="symmetric", noise_rate=0.4, seed=2, num_gradual=2, co_lambda=0.5), **kw}
+    return tiny_cfg(kw.pop("method", "jocor"), data_root, **kw)
 
 
 def test_resume_is_exact_and_it_learns(data_root, tmp_path):

@@ -347,4 +347,4 @@ def test_missing_data_root_raises_data_not_found(tmp_path, monkeypatch):
 
 def test_unknown_dataset_raises(tmp_path):
     with pytest.raises(ValueError):
-        load_noisy_data(_data_cfg(tmp_path, dataset="cifar10"))
+        load_noisy_data(_data_cfg(tmp_path, dataset="svhn"))

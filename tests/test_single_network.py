@@ -5,18 +5,13 @@ from tune_lnl.config import ConfigError, load_space
 from tune_lnl.data import load_noisy_data
 from tune_lnl.methods import method_class
 
-from resume_check import assert_exact_resume
+from method_helpers import assert_exact_resume, tiny_cfg
 
 METHODS = ["ce", "mae", "gce", "imae"]
 
 
 def _cfg(data_root, method, **kw):
-    cfg = dict(method_class(method).defaults)
-    cfg.update(method=method, dataset="mnist", data_root=str(data_root), proxy="noisy_val", val_fraction=0.1,
-               noise_seed=0, noise_type="symmetric", noise_rate=0.2, seed=3, device="cpu",
-               train_subset=1024, test_subset=512, epochs=4)
-    cfg.update(kw)
-    return cfg
+    return tiny_cfg(method, data_root, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def test_learns_above_chance(method, data, data_root):
 
 
 def test_method_specific_keys_are_validated(tmp_path):
-    base = ("method: {m}\ndataset: mnist\nfixed: {{{fixed}}}\n"
+    base = ("method: {m}\ndataset: mnist\nfixed: {{{fixed}}}\nspace: {{lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}}}\n"
             "settings:\n  u-0.5:\n    noise: {{type: uniform, rate: 0.5}}\n")
     ok = tmp_path / "ok.yaml"
     ok.write_text(base.format(m="imae", fixed="T: 8.0"))

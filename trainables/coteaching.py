@@ -10,25 +10,23 @@ from __future__ import annotations
 from tune_lnl.losses import cross_entropy
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update_losses, forget_rate_at
-from tune_lnl.two_networks import TwoNetworks
+from tune_lnl.selection import cross_update_losses
+from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
 class CoTeaching(TwoNetworks):
     name = "coteaching"
-    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
-                "forget_rate": 0.2, "num_gradual": 10}
+    defaults = {**SMALL_LOSS_DEFAULTS}
 
     def train_epoch(self) -> dict:
-        cfg = self.cfg
-        rate = forget_rate_at(self.epoch, cfg["forget_rate"], cfg["num_gradual"])
+        rate, lr = self.begin_epoch()
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():
             train_a, train_b = cross_update_losses(cross_entropy(self.net_a(x), noisy),
                                                    cross_entropy(self.net_b(x), noisy), rate)
             self.update_both(train_a + train_b)  # the two terms touch disjoint networks
             meter.add(train_a)
-        return {"forget_rate": rate, "train_loss": meter.mean, "lr": cfg["lr"]}
+        return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr}
 
 
 class CoTeachingTrainable(MethodTrainable):

@@ -13,8 +13,8 @@ import torch
 from tune_lnl.losses import cross_entropy, symmetric_kl
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import forget_rate_at, small_loss_selection
-from tune_lnl.two_networks import TwoNetworks
+from tune_lnl.selection import small_loss_selection
+from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
 def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
@@ -25,19 +25,18 @@ def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
 
 class JoCoR(TwoNetworks):
     name = "jocor"
-    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
-                "forget_rate": 0.2, "num_gradual": 10, "co_lambda": 0.1}
+    defaults = {**SMALL_LOSS_DEFAULTS, "co_lambda": 0.1}
 
     def train_epoch(self) -> dict:
         cfg = self.cfg
-        rate = forget_rate_at(self.epoch, cfg["forget_rate"], cfg["num_gradual"])
+        rate, lr = self.begin_epoch()
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():
             losses = joint_loss(self.net_a(x), self.net_b(x), noisy, cfg["co_lambda"])
             loss = losses[small_loss_selection(losses, rate)].mean()  # one selection, both networks
             self.update_both(loss)
             meter.add(loss)
-        return {"forget_rate": rate, "train_loss": meter.mean, "lr": cfg["lr"]}
+        return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr}
 
 
 class JoCoRTrainable(MethodTrainable):

@@ -106,6 +106,7 @@ def label_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Ten
 
 class MLC(TwoNetworks):
     name = "mlc"
+    tables = ("ytilde",)  # the label table is checkpointed with the networks
     defaults = {
         "variant": "paper", "model": "mlp", "augment": True, "lambda": 1000.0, "forget_rate": 0.2,
         **PAPER_MNIST["common"],
@@ -121,13 +122,11 @@ class MLC(TwoNetworks):
         return 1 if epoch < self.cfg["stage1"] else (2 if epoch < self.cfg["stage2"] else 3)
 
     def train_epoch(self) -> dict:
-        cfg, d, e = self.cfg, self.data, self.epoch
+        cfg, e = self.cfg, self.epoch
         stage = self.stage_of(e)
         rate = forget_rate_at(e, cfg["forget_rate"], cfg["num_gradual"])
         lr = lr_at(e, cfg)
-        for opt in (self.opt_a, self.opt_b):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        self.set_lr(lr)
         meter = LossMeter(self.device)
         for idx, x, noisy in self.train_batches():
             ytilde = self.ytilde[idx]
@@ -147,17 +146,10 @@ class MLC(TwoNetworks):
             meter.add(total)
         with torch.no_grad():
             dist = float(param_distance(self.net_a, self.net_b, cfg["variant"]))
-            corrected = self.ytilde.argmax(1)
-            label_acc = float((corrected == d.train_clean).float().mean())  # analytics only
+        label_acc = self.clean_agreement(self.ytilde.argmax(1))  # analytics only
         return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": meter.mean,
                 "dist": dist, "label_acc": label_acc}
 
-    def method_state(self) -> dict:
-        return {**super().method_state(), "ytilde": self.ytilde.clone()}
-
-    def load_method_state(self, state: dict) -> None:
-        super().load_method_state(state)
-        self.ytilde = state["ytilde"].to(self.device).clone()
 
 
 class MLCTrainable(MethodTrainable):

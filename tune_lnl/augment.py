@@ -231,3 +231,104 @@ def color_jitter_gray(
 def mnist_augment(x: Tensor, generator: torch.Generator) -> Tensor:
     """RandomPerspective(0.5, p=0.5) then ColorJitter(0.2, 0.75, 0.25, 0.04) on ``[B, 1, H, W]``."""
     return color_jitter_gray(random_perspective(x, generator), generator)
+
+
+# ----------------------------------------------------------------------------
+# Random crop with zero padding + horizontal flip (CIFAR)
+# ----------------------------------------------------------------------------
+
+__all__ += ["random_crop_flip", "center_crop", "cifar10_augment"]
+
+
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _crop_flip_params(
+    batch: int,
+    height: int,
+    width: int,
+    size: int | tuple[int, int],
+    padding: int,
+    flip: bool,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sample ``(top, left, flipped)`` for :func:`random_crop_flip`.
+
+    ``top`` / ``left`` (int64 ``[B]``) index the crop's corner in the image zero-padded by
+    ``padding`` on each side, uniform on ``{0, ..., H + 2 padding - size_h}`` and
+    ``{0, ..., W + 2 padding - size_w}`` (torchvision ``RandomCrop.get_params`` after its
+    padding); ``flipped`` (bool ``[B]``) is True with probability 1/2 (all False when
+    ``flip`` is False, drawing nothing).  Draw order: top, left, flip.
+    """
+    th, tw = _pair(size)
+    hp, wp = height + 2 * padding, width + 2 * padding
+    if th > hp or tw > wp or th < 1 or tw < 1:
+        raise ValueError(f"crop size {(th, tw)} does not fit the padded image {(hp, wp)}")
+    top = torch.randint(0, hp - th + 1, (batch,), generator=generator, device=device)
+    left = torch.randint(0, wp - tw + 1, (batch,), generator=generator, device=device)
+    if flip:
+        flipped = torch.rand(batch, generator=generator, device=device) < 0.5
+    else:
+        flipped = torch.zeros(batch, dtype=torch.bool, device=device)
+    return top, left, flipped
+
+
+def _crop_gather(x: Tensor, top: Tensor, left: Tensor, flipped: Tensor, th: int, tw: int) -> Tensor:
+    """``out[b, c, i, j] = x[b, c, top_b + i, left_b + (tw - 1 - j if flipped_b else j)]`` as
+    one ``gather`` over the flattened spatial axis (x already padded)."""
+    b, c, h, w = x.shape
+    i = torch.arange(th, device=x.device)
+    j = torch.arange(tw, device=x.device)
+    cols = left[:, None] + torch.where(flipped[:, None], tw - 1 - j, j)   # [B, tw]
+    rows = top[:, None] + i                                               # [B, th]
+    flat = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, th * tw)
+    out = torch.gather(x.reshape(b, c, h * w), 2, flat.expand(b, c, th * tw))
+    return out.reshape(b, c, th, tw)
+
+
+def random_crop_flip(
+    x: Tensor,
+    generator: torch.Generator,
+    size: int | tuple[int, int],
+    padding: int = 0,
+    flip: bool = True,
+) -> Tensor:
+    """Batched ``RandomCrop(size, padding)`` (zero fill) then ``RandomHorizontalFlip()``.
+
+    ``x``: ``[B, C, H, W]`` of any dtype (float batches, or uint8 before conversion), on any
+    device; ``generator`` on the same device.  Each sample gets its own crop offset (uniform
+    over all positions in the zero-padded image) and, with probability 1/2 when ``flip``,
+    is mirrored left-right.  The padding is one ``F.pad``; crop and flip are one ``gather``
+    whose column index folds in both.  Returns ``[B, C, size_h, size_w]``.
+    """
+    th, tw = _pair(size)
+    b, _, h, w = x.shape
+    top, left, flipped = _crop_flip_params(b, h, w, (th, tw), padding, flip, generator, x.device)
+    if padding:
+        x = F.pad(x, (padding, padding, padding, padding))
+    return _crop_gather(x, top, left, flipped, th, tw)
+
+
+def center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """torchvision ``center_crop`` on a batch ``[B, C, H, W]`` (same rounding of the offset,
+    ``int(round((H - size) / 2))``; zero padding first when ``size`` exceeds the image)."""
+    th, tw = _pair(size)
+    h, w = x.shape[-2:]
+    if th > h or tw > w:  # pad as torchvision: the extra pixel, if odd, goes right/bottom
+        pl, pt = max(tw - w, 0) // 2, max(th - h, 0) // 2
+        pr, pb = max(tw - w + 1, 0) // 2, max(th - h + 1, 0) // 2
+        x = F.pad(x, (pl, pr, pt, pb))
+        h, w = x.shape[-2:]
+    top, left = int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
+    return x[..., top:top + th, left:left + tw]
+
+
+def cifar10_augment(x: Tensor, generator: torch.Generator) -> Tensor:
+    """The standard CIFAR augmentation (He et al. 2016; MLC): 4-pixel zero padding, random
+    32x32 crop, random horizontal flip, on ``[B, C, 32, 32]``."""
+    return random_crop_flip(x, generator, 32, padding=4)

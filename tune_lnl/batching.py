@@ -1,6 +1,16 @@
 """Device-resident data path: the dataset lives as uint8 tensors on the training device, an
 epoch is a permutation drawn from the run's own generator, a batch is an index slice, and
-images are turned into floats (and augmented) batch-wise on the device."""
+images are turned into floats (and augmented) batch-wise on the device.
+
+A method talks to its data only through this interface (:class:`DeviceData` here; the
+streaming Clothing1M data in :mod:`tune_lnl.clothing1m` offers the same):
+
+* ``num_classes``, ``n_train``, ``train_noisy`` / ``train_clean`` (device tensors; clean = -1
+  where unknown), ``info``, ``default_augment`` (the dataset's batched augmentation);
+* ``batches(batch_size, generator, augment)``: one epoch of ``(idx, x, noisy)``;
+* ``splits()`` and ``accuracy(model, split)`` for ``test``, ``noisy_val``, ``clean_val``,
+  ``clean_intact``.
+"""
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -18,7 +28,22 @@ class DeviceData:
         self.val_x, self.val_noisy, self.val_clean = map(to, (data.val_x, data.val_noisy, data.val_clean))
         self.test_x, self.test_y = to(data.test_x), to(data.test_y)
         self.num_classes = data.num_classes
+        self.image_shape = tuple(data.train_x.shape[1:])  # (C, H, W) the model sees
         self.info = data.info
+        self.default_augment = data.augment
+
+    def batches(self, batch_size: int, generator: torch.Generator, augment: Callable | None):
+        """One epoch of ``(dataset indices, float images, noisy labels)``, all on the device."""
+        for idx in self.epoch_batches(batch_size, generator):
+            yield idx, self.train_batch(idx, augment, generator), self.train_noisy[idx]
+
+    def splits(self) -> tuple[str, ...]:
+        return ("test", "clean_intact") + (("noisy_val",) if self.val_x.shape[0] else ())
+
+    def accuracy(self, model: torch.nn.Module, split: str) -> float:
+        x, y = {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
+                "clean_intact": (self.train_x, self.train_clean)}[split]
+        return accuracy(predict(model, x), y)
 
     @property
     def n_train(self) -> int:

@@ -16,26 +16,28 @@ from typing import Any
 
 import yaml
 
-from .data import DATASETS
+from .data import DATASETS, REAL_NOISE
 from .method import PROXIES
-from .methods import METHOD_NAMES, method_class
+from .methods import METHOD_NAMES, defaults_of
 from .models import MODELS
 from .noise import NOISE_TYPES
 
-TOP_KEYS = {"name", "method", "dataset", "proxy", "val_fraction", "noise_seed", "device",
+TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "noise_seed", "device",
             "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
 SEARCH_KEYS = {"num_samples": int, "seed": int, "grace_period": int, "reduction_factor": int,
                "cpus_per_trial": (int, float), "gpus_per_trial": (int, float)}
 FINALS_KEYS = {"seeds": int, "last_k": int}
 SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor", "fixed"}
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
+METHOD_KEYS = {"fixed", "space", "paper", "settings", "smoke"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
-RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction", "co_lambda"}  # must lie in [0, 1)
+RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction", "co_lambda", "momentum"}  # must lie in [0, 1)
 #: sign constraints of method hyperparameters (checked on fixed values and on both range bounds)
 POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual", "q"}
-NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T"}
+NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T", "weight_decay", "init_epoch"}
 NON_POSITIVE = {"mu"}  # the paper: mu < 0 separates the networks; mu = 0 switches ld off
-CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS)}
+CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS), "optimizer": ("adam", "sgd"),
+           "lr_schedule": ("constant", "step")}
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
                    "cpus_per_trial": 1, "gpus_per_trial": 0.25}
 FINALS_DEFAULTS = {"seeds": 5, "last_k": 10}
@@ -105,7 +107,7 @@ class SpaceConfig:
     def base_config(self, setting: str, data_root: str) -> dict:
         """Everything a trial of ``setting`` gets before Optuna's sampled values."""
         s = self.settings[setting]
-        cfg = dict(method_class(self.method).defaults)
+        cfg = dict(defaults_of(self.method))
         cfg.update(self.fixed)
         cfg.update(s.fixed)
         if self.is_smoke:
@@ -121,7 +123,7 @@ class SpaceConfig:
 
     def paper_point(self, setting: str) -> dict:
         """The paper's values of the searched hyperparameters: the first trial of each search."""
-        defaults = method_class(self.method).defaults
+        defaults = defaults_of(self.method)
         s = self.settings[setting]
         return {k: s.paper.get(k, self.paper.get(k, defaults.get(k))) for k in self.space_for(setting)}
 
@@ -199,7 +201,13 @@ def _tname(typ) -> str:
         typ.__name__, typ.__name__)
 
 
-def _check_hparams(ck: _Checker, key: str, values: dict, defaults: dict) -> dict:
+def _check_hparams(ck: _Checker, key: str, values: dict, defaults: dict, method: str | None = None) -> dict:
+    """``method``: named in the error when a key shared by several methods is unknown to one."""
+    if method is not None and isinstance(values, dict):
+        for k in values:
+            if k not in defaults:
+                ck.fail(f"{key}.{k}", f"unknown key for method {method} (a shared key must be valid for every "
+                        f"method); allowed: {', '.join(sorted(defaults))}", k)
     values = ck.mapping(key, values, set(defaults))
     out = {}
     for k, v in values.items():
@@ -231,6 +239,10 @@ def _check_sign(ck: _Checker, key: str, name: str, v) -> None:
         ck.fail(key, "must be >= 0", v)
     if name in NON_POSITIVE and not v <= 0:
         ck.fail(key, "must be <= 0", v)
+    if name == "num_workers" and not v >= -1:
+        ck.fail(key, "must be >= 0 (or -1: min(8, CPUs))", v)
+    if name == "q" and not v <= 1:
+        ck.fail(key, "GCE's q lies in (0, 1] (q -> 0 is cross-entropy, q = 1 is MAE)", v)
 
 
 def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dist]:
@@ -273,9 +285,33 @@ def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dis
     return out
 
 
-def load_space(path: str | Path, smoke_mode: bool = False) -> SpaceConfig:
-    """Read and validate a search-space YAML file; raise :class:`ConfigError` on any problem."""
-    path = Path(path)
+@dataclass
+class Experiment:
+    """A search-space file: one or several methods over the same noise settings."""
+    path: Path
+    name: str
+    dataset: str
+    methods: dict[str, SpaceConfig]
+    raw: dict
+
+    @property
+    def first(self) -> SpaceConfig:
+        return next(iter(self.methods.values()))
+
+    @property
+    def settings(self) -> list[str]:
+        return list(self.first.settings)
+
+    @property
+    def proxy(self) -> str:
+        return self.first.proxy
+
+    @property
+    def finals(self) -> dict:
+        return self.first.finals
+
+
+def _read_yaml(path: Path) -> tuple[_Checker, dict]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
@@ -286,18 +322,70 @@ def load_space(path: str | Path, smoke_mode: bool = False) -> SpaceConfig:
     raw = ck.mapping("", raw, TOP_KEYS)
     if not raw:
         ck.fail("(top level)", "the file is empty", raw)
-    for req in ("method", "dataset", "settings"):
+    return ck, raw
+
+
+def load_experiment(path: str | Path, smoke_mode: bool = False) -> Experiment:
+    """Read and validate a search-space YAML file naming one method (``method: mlc`` with
+    ``fixed``/``space``/``paper`` at the top and per setting) or several (``methods:`` mapping
+    each method to its own ``fixed``/``space``/``paper``/``settings``/``smoke``; top-level
+    ``fixed`` and ``smoke.fixed`` then apply to every method). Raises :class:`ConfigError`."""
+    path = Path(path)
+    ck, raw = _read_yaml(path)
+    if ("method" in raw) == ("methods" in raw):
+        ck.fail("method", "give exactly one of 'method' (one method) or 'methods' (several)",
+                raw.get("method", raw.get("methods")))
+    for req in ("dataset", "settings"):
         if req not in raw:
             ck.fail(req, "required key missing", None)
-    method = ck.choice("method", raw["method"], METHOD_NAMES)
+    common = _common(ck, raw)
+    if "method" in raw:
+        method = ck.choice("method", raw["method"], METHOD_NAMES)
+        methods = {method: _method_space(ck, raw, common, method, "", raw, raw["settings"], raw.get("smoke"))}
+    else:
+        mraw_all = ck.mapping("methods", raw["methods"], set(METHOD_NAMES))
+        if not mraw_all:
+            ck.fail("methods", "name at least one method", raw["methods"])
+        for k in ("space", "paper"):
+            if k in raw:
+                ck.fail(k, "with several methods, put 'space' and 'paper' under methods.<method>", k)
+        methods = {}
+        for method, mraw in mraw_all.items():
+            prefix = f"methods.{method}."
+            mraw = ck.mapping(prefix[:-1], mraw, METHOD_KEYS)
+            msettings = ck.mapping(f"{prefix}settings", mraw.get("settings"), set(common["settings"]))
+            methods[method] = _method_space(ck, raw, common, method, prefix, mraw, msettings, raw.get("smoke"),
+                                            mraw.get("smoke"))
+    exp = Experiment(path=path.resolve(), name=common["name"], dataset=common["dataset"], methods=methods,
+                     raw=copy.deepcopy(raw))
+    for sc in methods.values():
+        sc.is_smoke = smoke_mode
+        _cross_check(ck, sc)
+    return exp
+
+
+def load_space(path: str | Path, smoke_mode: bool = False, method: str | None = None) -> SpaceConfig:
+    """The :class:`SpaceConfig` of one method of a search-space file (``method`` may be omitted
+    when the file names only one)."""
+    exp = load_experiment(path, smoke_mode)
+    if method is None:
+        if len(exp.methods) > 1:
+            raise ConfigError(f"{exp.path}: names several methods ({', '.join(exp.methods)}); pick one")
+        return exp.first
+    if method not in exp.methods:
+        raise ConfigError(f"{exp.path}: method {method!r} is not in this file; it has: {', '.join(exp.methods)}")
+    return exp.methods[method]
+
+
+def _common(ck: _Checker, raw: dict) -> dict:
+    """Top-level keys shared by every method of the file."""
     dataset = ck.choice("dataset", raw["dataset"], DATASETS)
-    proxy = ck.choice("proxy", raw.get("proxy", "noisy_val"), PROXIES)
+    proxy = ck.choice("proxy", raw.get("proxy", "clean_val" if dataset == "clothing1m" else "noisy_val"), PROXIES)
+    if proxy == "clean_val" and dataset != "clothing1m":
+        ck.fail("proxy", "clean_val needs a dataset that ships a clean validation split (clothing1m)", proxy)
     val_fraction = ck.typed("val_fraction", raw.get("val_fraction", 0.1), float)
     if not 0.0 < val_fraction < 1.0:
         ck.fail("val_fraction", "must lie in (0, 1)", val_fraction)
-    noise_seed = ck.typed("noise_seed", raw.get("noise_seed", 0), int)
-    device = ck.typed("device", raw.get("device", "auto"), str)
-    name = ck.typed("name", raw.get("name", path.stem), str)
     search = {**SEARCH_DEFAULTS}
     for k, v in ck.mapping("search", raw.get("search"), set(SEARCH_KEYS)).items():
         search[k] = ck.typed(f"search.{k}", v, SEARCH_KEYS[k])
@@ -309,47 +397,75 @@ def load_space(path: str | Path, smoke_mode: bool = False) -> SpaceConfig:
         finals[k] = ck.typed(f"finals.{k}", v, FINALS_KEYS[k])
         if finals[k] < 1:
             ck.fail(f"finals.{k}", "must be at least 1", finals[k])
-    defaults = method_class(method).defaults
-    fixed = _check_hparams(ck, "fixed", raw.get("fixed"), defaults)
-    space = _check_space(ck, "space", raw.get("space"), defaults)
-    paper = _check_hparams(ck, "paper", raw.get("paper"), defaults)
     settings_raw = ck.mapping("settings", raw["settings"])
     if not settings_raw:
         ck.fail("settings", "at least one noise setting is required", settings_raw)
-    settings = {}
+    noise = {}
     for sname, sraw in settings_raw.items():
         key = f"settings.{sname}"
-        sraw = ck.mapping(key, sraw, SETTING_KEYS)
-        noise = ck.mapping(f"{key}.noise", sraw.get("noise"), {"type", "rate"})
-        if "type" not in noise or "rate" not in noise:
-            ck.fail(f"{key}.noise", "needs 'type' and 'rate'", noise)
-        ntype = ck.choice(f"{key}.noise.type", noise["type"], NOISE_TYPES)
-        nrate = ck.rate(f"{key}.noise.rate", noise["rate"])
-        s = Setting(str(sname), ntype, float(nrate),
-                    _check_hparams(ck, f"{key}.fixed", sraw.get("fixed"), defaults),
-                    _check_space(ck, f"{key}.space", sraw.get("space"), defaults),
-                    _check_hparams(ck, f"{key}.paper", sraw.get("paper"), defaults))
-        settings[str(sname)] = s
-    smoke_raw = ck.mapping("smoke", raw.get("smoke"), SMOKE_KEYS)
-    smoke = dict(smoke_raw)
+        sraw = ck.mapping(key, sraw, SETTING_KEYS if "method" in raw else {"noise"})
+        nz = ck.mapping(f"{key}.noise", sraw.get("noise"), {"type", "rate"})
+        if "type" not in nz or "rate" not in nz:
+            ck.fail(f"{key}.noise", "needs 'type' and 'rate'", nz)
+        ntype = ck.choice(f"{key}.noise.type", nz["type"], NOISE_TYPES + (REAL_NOISE,))
+        if (ntype == REAL_NOISE) != (dataset == "clothing1m"):
+            ck.fail(f"{key}.noise.type", "'real' (labels as given) is the only noise of clothing1m, and only "
+                    "clothing1m has real noise", ntype)
+        noise[str(sname)] = (ntype, float(ck.rate(f"{key}.noise.rate", nz["rate"])))
+    smoke = dict(ck.mapping("smoke", raw.get("smoke"), SMOKE_KEYS))
     for k in ("train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor"):
         if k in smoke:
             ck.typed(f"smoke.{k}", smoke[k], int)
             if smoke[k] < (2 if k == "reduction_factor" else 1):
                 ck.fail(f"smoke.{k}", "too small", smoke[k])
-    smoke["fixed"] = _check_hparams(ck, "smoke.fixed", smoke_raw.get("fixed"), defaults)
-    cfg = SpaceConfig(path=path.resolve(), name=name, method=method, dataset=dataset, proxy=proxy,
-                      val_fraction=float(val_fraction), noise_seed=noise_seed, device=device,
-                      search=search, finals=finals, fixed=fixed, space=space, paper=paper,
-                      settings=settings, smoke=smoke, is_smoke=smoke_mode, raw=copy.deepcopy(raw))
-    _cross_check(ck, cfg)
-    return cfg
+    return {"name": ck.typed("name", raw.get("name", ck.path.stem), str), "dataset": dataset, "proxy": proxy,
+            "val_fraction": float(val_fraction), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
+            "device": ck.typed("device", raw.get("device", "auto"), str), "search": search, "finals": finals,
+            "settings": noise, "smoke": smoke}
+
+
+def _method_space(ck: _Checker, raw: dict, common: dict, method: str, prefix: str, mraw: dict,
+                  settings_raw, smoke_raw, method_smoke_raw=None) -> SpaceConfig:
+    """One method's validated :class:`SpaceConfig`. ``prefix`` is where its sections sit in the
+    file ('' for a one-method file, 'methods.<m>.' otherwise), so errors name the real key."""
+    defaults = defaults_of(method)
+    fixed = {}
+    if prefix:  # several methods: top-level fixed applies to all of them
+        fixed.update(_check_hparams(ck, "fixed", raw.get("fixed"), defaults, method))
+    fixed.update(_check_hparams(ck, f"{prefix}fixed", mraw.get("fixed"), defaults))
+    space = _check_space(ck, f"{prefix}space", mraw.get("space"), defaults)
+    paper = _check_hparams(ck, f"{prefix}paper", mraw.get("paper"), defaults)
+    settings = {}
+    settings_raw = settings_raw or {}
+    for sname, (ntype, nrate) in common["settings"].items():
+        key = f"{prefix}settings.{sname}"
+        sraw = ck.mapping(key, settings_raw.get(sname), SETTING_KEYS - {"noise"} if prefix else SETTING_KEYS)
+        settings[sname] = Setting(sname, ntype, nrate,
+                                  _check_hparams(ck, f"{key}.fixed", sraw.get("fixed"), defaults),
+                                  _check_space(ck, f"{key}.space", sraw.get("space"), defaults),
+                                  _check_hparams(ck, f"{key}.paper", sraw.get("paper"), defaults))
+    smoke = {k: v for k, v in common["smoke"].items() if k != "fixed"}
+    smoke_fixed = _check_hparams(ck, "smoke.fixed", (smoke_raw or {}).get("fixed"), defaults,
+                                 method if prefix else None)
+    if method_smoke_raw is not None:
+        msmoke = ck.mapping(f"{prefix}smoke", method_smoke_raw, {"fixed"})
+        smoke_fixed.update(_check_hparams(ck, f"{prefix}smoke.fixed", msmoke.get("fixed"), defaults))
+    smoke["fixed"] = smoke_fixed
+    return SpaceConfig(path=ck.path.resolve(), name=common["name"], method=method, dataset=common["dataset"],
+                       proxy=common["proxy"], val_fraction=common["val_fraction"],
+                       noise_seed=common["noise_seed"], device=common["device"], search=common["search"],
+                       finals=common["finals"], fixed=fixed, space=space, paper=paper, settings=settings,
+                       smoke=smoke, raw=copy.deepcopy(raw))
 
 
 def _cross_check(ck: _Checker, cfg: SpaceConfig) -> None:
     """Checks across sections, per setting, on the configs trials would really get."""
+    where = f"methods.{cfg.method}." if "methods" in cfg.raw else ""
     for sname, s in cfg.settings.items():
         space = cfg.space_for(sname)
+        if not space:
+            ck.fail(f"{where}space", f"nothing is searched for setting {sname}: give at least one hyperparameter "
+                    f"a range (or choices)", {})
         for k in space:
             if k in cfg.fixed or k in s.fixed:
                 where = f"settings.{sname}.fixed.{k}" if k in s.fixed else f"fixed.{k}"

@@ -15,12 +15,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .noise import corrupt_labels, realised_rate, transition_matrix
 
-DATASETS = ("mnist",)
+#: in-memory datasets (device-resident) and Clothing1M (streamed from disk, real noise)
+DATASETS = ("mnist", "cifar10", "clothing1m")
+#: the noise type of datasets whose labels are noisy as given (no synthetic corruption)
+REAL_NOISE = "real"
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -37,6 +41,21 @@ def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
     return Path(value).expanduser().resolve()
 
 
+def open_torchvision(dataset_cls, root: Path, what: str, folder: Path, how_to_fill: str):
+    """``(train, test)`` torchvision datasets from ``root``; downloads when the files are absent
+    and the network allows, else raises :class:`DataNotFoundError` naming ``folder``."""
+    try:
+        return dataset_cls(str(root), train=True, download=False), dataset_cls(str(root), train=False, download=False)
+    except RuntimeError:  # a file is missing
+        try:
+            return dataset_cls(str(root), train=True, download=True), dataset_cls(str(root), train=False, download=True)
+        except Exception as exc:  # no network, no write access, ...
+            raise DataNotFoundError(
+                f"{what} not found in {folder} and downloading it failed ({type(exc).__name__}: {exc}). "
+                f"{how_to_fill}, or point --data-root / TUNE_LNL_DATA at a folder holding "
+                f"{folder.relative_to(root)}/.") from None
+
+
 def load_mnist(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """MNIST through torchvision as uint8 ``[N, 1, 28, 28]`` images and int64 labels.
 
@@ -46,18 +65,8 @@ def load_mnist(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, tor
 
     root = Path(root)
     raw = root / "MNIST" / "raw"
-    try:
-        train = MNIST(str(root), train=True, download=False)
-        test = MNIST(str(root), train=False, download=False)
-    except RuntimeError:
-        try:
-            train = MNIST(str(root), train=True, download=True)
-            test = MNIST(str(root), train=False, download=True)
-        except Exception as exc:  # no network, no write access, ...
-            raise DataNotFoundError(
-                f"MNIST not found in {raw} and downloading it failed ({type(exc).__name__}: {exc}). "
-                f"Put the four files {', '.join(MNIST_FILES)} (or their .gz) into {raw}, "
-                f"or point --data-root / TUNE_LNL_DATA at a folder holding MNIST/raw/.") from None
+    train, test = open_torchvision(MNIST, root, "MNIST", raw,
+                                   f"Put the four files {', '.join(MNIST_FILES)} (or their .gz) into {raw}")
     return (train.data.unsqueeze(1).contiguous(), train.targets.long(),
             test.data.unsqueeze(1).contiguous(), test.targets.long())
 
@@ -75,10 +84,15 @@ class NoisyData:
     num_classes: int
     transition: torch.Tensor       # [C, C] the matrix the noise was drawn from
     info: dict = field(default_factory=dict)  # realised noise rates, sizes
+    augment: Callable | None = None  # the dataset's batched on-device augmentation f(x, generator)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    def to_device(self, device: torch.device):
+        from .batching import DeviceData
+        return DeviceData(self, device)
 
 
 def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,12 +114,42 @@ def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.sort(torch.randperm(n, generator=gen)[:size]).values
 
 
-def load_noisy_data(cfg: dict) -> NoisyData:
+def load_images(dataset: str, root) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 train/test images and labels of an in-memory dataset."""
+    if dataset == "mnist":
+        return load_mnist(root)
+    if dataset == "cifar10":
+        from .cifar10 import load_cifar10
+        return load_cifar10(root)
+    raise ValueError(f"unknown in-memory dataset {dataset!r}; allowed: mnist, cifar10")
+
+
+def check_data(dataset: str, root) -> None:
+    """Raise :class:`DataNotFoundError` (naming the folder to fill) if ``dataset`` is absent."""
+    if dataset == "clothing1m":
+        from .clothing1m import check_clothing1m
+        check_clothing1m(root)
+    else:
+        load_images(dataset, root)
+
+
+def dataset_augment(dataset: str) -> Callable:
+    """The dataset's batched on-device augmentation (``mnist_augment``, ``cifar10_augment``)."""
+    from . import augment
+    return getattr(augment, f"{dataset}_augment")
+
+
+def load_noisy_data(cfg: dict):
     """Build the noisy dataset a run config describes (keys: dataset, data_root, noise_type,
-    noise_rate, noise_seed, proxy, val_fraction, train_subset, test_subset)."""
-    if cfg["dataset"] != "mnist":
+    noise_rate, noise_seed, proxy, val_fraction, train_subset, test_subset). MNIST and CIFAR-10
+    give a :class:`NoisyData`; Clothing1M (real noise, streamed) its own object with the same
+    ``to_device``."""
+    if cfg["dataset"] == "clothing1m":
+        from .clothing1m import load_clothing1m
+        return load_clothing1m(cfg)
+    if cfg["dataset"] not in DATASETS:
         raise ValueError(f"unknown dataset {cfg['dataset']!r}; allowed: {', '.join(DATASETS)}")
-    train_x, train_y, test_x, test_y = load_mnist(cfg["data_root"])
+    train_x, train_y, test_x, test_y = load_images(cfg["dataset"], cfg["data_root"])
     num_classes = 10
     T = transition_matrix(cfg["noise_type"], float(cfg["noise_rate"]), num_classes)
     noisy = corrupt_labels(train_y, T, cfg["noise_seed"])
@@ -120,7 +164,7 @@ def load_noisy_data(cfg: dict) -> NoisyData:
     else:
         tr, va = torch.arange(train_x.shape[0]), torch.empty(0, dtype=torch.long)
     data = NoisyData(train_x[tr], noisy[tr], train_y[tr], train_x[va], noisy[va], train_y[va],
-                     test_x, test_y, num_classes, T)
+                     test_x, test_y, num_classes, T, augment=dataset_augment(cfg["dataset"]))
     data.info = {
         "noise_rate_realised": realised_rate(train_y, noisy),
         "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy),

@@ -5,7 +5,8 @@
 * Ray tells Optuna COMPLETE for a trial ASHA stopped early; :class:`PruningOptunaSearch` tells
   PRUNED instead (the trial ids come from :class:`RecordingASHA`), so TPE and importance
   analyses see which trials really finished.
-* The study lives in ``<experiment>/optuna.db`` (SQLite; one study per setting).
+* The study lives in ``<experiment>/optuna.db`` (SQLite; one study per method and setting,
+  named ``<method>/<setting>``); Ray's trials in ``search/<method>/<setting>/``.
 """
 from __future__ import annotations
 
@@ -106,11 +107,16 @@ def storage_url(exp_dir: Path) -> str:
     return f"sqlite:///{exp_dir / 'optuna.db'}"
 
 
+def study_name(method: str, setting: str) -> str:
+    return f"{method}/{setting}"
+
+
 def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> tuple[dict, int]:
     """Per-trial request and concurrency from what Ray sees: a GPU share only if a GPU exists."""
     import ray
     avail = ray.cluster_resources()
     cpus, gpus = avail.get("CPU", 1), avail.get("GPU", 0)
+    cpus_per_trial = min(cpus_per_trial, cpus)  # never ask for more than the cluster has (PENDING forever)
     request = {"cpu": cpus_per_trial}
     concurrency = max(1, int(cpus // cpus_per_trial))
     if gpus > 0 and gpus_per_trial > 0:
@@ -143,9 +149,10 @@ def _restore_or_new(run_dir: Path, trainable, resume: bool, label: str, new_tune
 
 def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
                    resume: bool = False):
-    """Run (or resume) the search of one setting; returns the Optuna study."""
+    """Run (or resume) the search of one method's setting; returns the Optuna study."""
     import optuna
     base = space.base_config(setting, str(data_root))
+    key, m = study_name(space.method, setting), space.method
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     trainable = _trainable(space, base, request)
 
@@ -155,8 +162,8 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
         searcher = PruningOptunaSearch(
             space={k: d.to_optuna() for k, d in space.space_for(setting).items()},
             metric=METRIC, mode="max", points_to_evaluate=[space.paper_point(setting)],
-            storage=optuna.storages.RDBStorage(storage_url(exp_dir)), study_name=setting,
-            seed=setting_seed(space.search["seed"], setting), early_stopped=early)
+            storage=optuna.storages.RDBStorage(storage_url(exp_dir)), study_name=key,
+            seed=setting_seed(space.search["seed"], key), early_stopped=early)
         scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs,
                                   grace_period=min(space.grace_period, epochs),
                                   reduction_factor=space.reduction_factor, early_stopped=early)
@@ -165,14 +172,14 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
             tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=num_samples, max_concurrent_trials=concurrency,
                                         reuse_actors=True),
-            run_config=_run_config(exp_dir / "search", setting, setting, num_samples, base,
-                                   exp_dir / "tensorboard" / "search" / setting))
+            run_config=_run_config(exp_dir / "search" / m, setting, key, num_samples, base,
+                                   exp_dir / "tensorboard" / "search" / m / setting))
 
-    tuner = _restore_or_new(exp_dir / "search" / setting, trainable, resume, f"{setting} search", new_tuner)
-    print(f"[{setting}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
+    tuner = _restore_or_new(exp_dir / "search" / m / setting, trainable, resume, f"{key} search", new_tuner)
+    print(f"[{key}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
           flush=True)
     tuner.fit()
-    return optuna.load_study(study_name=setting, storage=storage_url(exp_dir))
+    return optuna.load_study(study_name=key, storage=storage_url(exp_dir))
 
 
 def best_config(space: SpaceConfig, setting: str, study, data_root: Path) -> dict:
@@ -185,6 +192,7 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
                    resume: bool = False) -> dict[int, list[dict]]:
     """Retrain ``config`` with each seed (all epochs, no pruning); returns seed -> metric history."""
     base = {k: v for k, v in config.items() if k != "seed"}
+    key, m = study_name(space.method, setting), space.method
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     trainable = _trainable(space, base, request)
 
@@ -192,16 +200,16 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
         return tune.Tuner(
             trainable, param_space={"seed": tune.grid_search(seeds)},
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
-            run_config=_run_config(exp_dir / "finals", setting, f"{setting} finals", len(seeds), base,
-                                   exp_dir / "tensorboard" / "finals" / setting))
+            run_config=_run_config(exp_dir / "finals" / m, setting, f"{key} finals", len(seeds), base,
+                                   exp_dir / "tensorboard" / "finals" / m / setting))
 
-    tuner = _restore_or_new(exp_dir / "finals" / setting, trainable, resume, f"{setting} finals", new_tuner)
-    print(f"[{setting}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
+    tuner = _restore_or_new(exp_dir / "finals" / m / setting, trainable, resume, f"{key} finals", new_tuner)
+    print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
     results = tuner.fit()
     histories = {}
     for r in results:
         if r.error:
-            raise RuntimeError(f"[{setting}] final run with seed {r.config.get('seed')} failed: {r.error}")
+            raise RuntimeError(f"[{key}] final run with seed {r.config.get('seed')} failed: {r.error}")
         df = r.metrics_dataframe.sort_values("epoch").drop_duplicates("epoch", keep="last")
         histories[int(r.config["seed"])] = df.to_dict("records")
     return histories

@@ -1,5 +1,5 @@
 """Experiment outputs: ``best_configs.yaml`` (runnable with ``tune_lnl.train``), ``finals.csv``
-(one row per setting and seed), ``finals.md`` (mean +- std per setting)."""
+(one row per method, setting and seed), ``finals.md`` (methods x settings, best/last mean ± std)."""
 from __future__ import annotations
 
 import csv
@@ -19,43 +19,62 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_best_configs(path: Path, space, best: dict[str, dict]) -> None:
-    """``best``: setting -> {"config": full run config, "proxy_best": float, "trial": int}."""
-    doc = {"kind": BEST_KIND, "experiment": space.name, "method": space.method, "dataset": space.dataset,
-           "proxy": space.proxy, "space_file": str(space.path),
+def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]]) -> None:
+    """``best``: method -> setting -> {"config": full run config, "proxy_best": float, ...}."""
+    doc = {"kind": BEST_KIND, "experiment": exp.name, "dataset": exp.dataset, "proxy": exp.proxy,
+           "space_file": str(exp.path),
            "selected_by": "proxy_best (max of the proxy over epochs; test accuracy never used)",
-           "settings": best}
+           "methods": best}
     _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
 
 
-def write_finals(exp_dir: Path, space, runs: dict[str, dict[int, dict]]) -> str:
-    """``runs``: setting -> seed -> summary (see :func:`tune_lnl.engine.summarize_run`)."""
-    rows = []
-    for setting, per_seed in runs.items():
-        for seed, s in sorted(per_seed.items()):
-            rows.append({"setting": setting, "seed": seed, **s})
-    fields = ["setting", "seed", "best", "best_epoch", "proxy", "last", "oracle_max", "epochs"]
+FIELDS = ["method", "setting", "seed", "best", "best_epoch", "proxy", "last", "oracle_max", "epochs"]
+
+
+def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]]) -> str:
+    """``runs``: method -> setting -> seed -> summary (see :func:`tune_lnl.engine.summarize_run`).
+    Writes ``finals.csv`` (one row per method, setting and seed) and ``finals.md``: rows are
+    methods, columns settings with "best" and "last" per cell (the MLC paper's Tables II/III),
+    then the test-selected oracle figure in a table of its own."""
     tmp = exp_dir / "finals.csv.tmp"
     with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
-        for r in rows:
-            w.writerow({k: r[k] for k in fields})
+        for method, per_setting in runs.items():
+            for setting, per_seed in per_setting.items():
+                for seed, summary in sorted(per_seed.items()):
+                    w.writerow({"method": method, "setting": setting, "seed": seed,
+                                **{k: summary[k] for k in FIELDS[3:]}})
     os.replace(tmp, exp_dir / "finals.csv")
-
-    last_k = space.finals["last_k"]
-    lines = [f"# Finals: {space.name} ({space.method} on {space.dataset}, proxy `{space.proxy}`)", "",
-             f"Test accuracy (%), mean +- std over seeds. **best**: at the epoch with the highest proxy "
-             f"(`{space.proxy}`); **last**: mean of the last {last_k} epochs. "
-             f"*oracle max*: the highest test accuracy of any epoch, i.e. selected ON THE TEST SET, "
-             f"shown only for comparison with papers that report it.", "",
-             "| setting | best | last | oracle max (test-selected) | proxy at best | seeds |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for setting, per_seed in runs.items():
-        vals = list(per_seed.values())
-        cell = lambda key: "%.2f +- %.2f" % tuple(100 * x for x in mean_std([v[key] for v in vals]))
-        lines.append(f"| {setting} | {cell('best')} | {cell('last')} | {cell('oracle_max')} | "
-                     f"{cell('proxy')} | {len(vals)} |")
-    text = "\n".join(lines) + "\n"
+    text = finals_markdown(exp, runs)
     _atomic_write(exp_dir / "finals.md", text)
     return text
+
+
+def _cell(per_seed: dict[int, dict], key: str) -> str:
+    m, sd = mean_std([100 * v[key] for v in per_seed.values()])
+    return f"{m:.2f} ± {sd:.2f}"
+
+
+def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]]) -> str:
+    settings = list(dict.fromkeys(s for per in runs.values() for s in per))
+    n_seeds = sorted({len(per_seed) for per in runs.values() for per_seed in per.values()})
+    last_k = exp.finals["last_k"]
+    head = "| method | " + " | ".join(f"{s} best | {s} last" for s in settings) + " |"
+    rule = "| --- |" + " --- | --- |" * len(settings)
+    lines = [f"# Finals: {exp.name} ({exp.dataset}, proxy `{exp.proxy}`)", "",
+             f"Test accuracy (%), mean ± std over {'/'.join(map(str, n_seeds))} seeds, each method with its "
+             f"proxy-selected hyperparameters. **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
+             f"never the test set; **last**: mean of the last {last_k} epochs.", "", head, rule]
+    for method, per in runs.items():
+        cells = " | ".join(f"{_cell(per[s], 'best')} | {_cell(per[s], 'last')}" if s in per else "- | -"
+                           for s in settings)
+        lines.append(f"| {method} | {cells} |")
+    lines += ["", "Oracle max (test-selected: the highest test accuracy of any epoch; NOT an honest estimate, "
+              "shown only for comparison with papers that report it), and the proxy at the selected epoch:", "",
+              "| method | " + " | ".join(f"{s} oracle | {s} proxy" for s in settings) + " |", rule]
+    for method, per in runs.items():
+        cells = " | ".join(f"{_cell(per[s], 'oracle_max')} | {_cell(per[s], 'proxy')}" if s in per else "- | -"
+                           for s in settings)
+        lines.append(f"| {method} | {cells} |")
+    return "\n".join(lines) + "\n"

@@ -16,10 +16,12 @@ from typing import Any
 
 import torch
 
-from .batching import DeviceData, accuracy, predict
 from .data import NoisyData, load_noisy_data
 
-PROXIES = ("noisy_val", "clean_intact")
+#: model-selection proxies (never the test set): a noisy hold-out of the training set, the
+#: training images against their clean labels (synthetic noise only), a clean validation split
+#: shipped with the dataset (Clothing1M)
+PROXIES = ("noisy_val", "clean_intact", "clean_val")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -31,6 +33,38 @@ def pick_device(name: str = "auto") -> torch.device:
 def adam(params, lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel for all tensors; on CPU about 2x faster steps)."""
     return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+#: optimizer keys of every method's run config (MLC and PENCIL have their own stage-wise lr)
+OPTIM_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "lr_schedule": "constant"}
+
+
+def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
+    """The run config's optimizer: ``adam`` (the MLC, Co-teaching, JoCoR papers), or ``sgd``
+    with ``momentum`` and ``weight_decay`` (the IMAE paper's CIFAR-10 setup, He et al.)."""
+    kind = cfg.get("optimizer", "adam")
+    wd = float(cfg.get("weight_decay", 0.0))
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=wd, fused=True)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=cfg["lr"], momentum=float(cfg.get("momentum", 0.9)),
+                               weight_decay=wd, fused=True)
+    raise ValueError(f"unknown optimizer {kind!r}; allowed: adam, sgd")
+
+
+def step_lr(epoch: int, cfg: dict) -> float:
+    """``lr_schedule: constant`` keeps ``lr``; ``step`` divides it by 10 at 50% and 75% of the
+    epochs (He et al.'s 32k and 48k of 64k iterations, the IMAE paper's CIFAR-10 schedule)."""
+    lr = float(cfg["lr"])
+    if cfg.get("lr_schedule", "constant") == "step":
+        e = int(cfg["epochs"])
+        lr /= 10 ** ((epoch >= e // 2) + (epoch >= (3 * e) // 4))
+    return lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 class LossMeter:
@@ -55,14 +89,18 @@ class CheckpointMismatch(RuntimeError):
 
 class Method:
     name = "base"
-    augment = None  #: batched on-device augmentation ``f(x, generator)``, set by ``build``
     #: keys every run config of this method must provide, with their defaults
     defaults: dict[str, Any] = {}
+    #: names of per-sample tensors (e.g. PENCIL's / MLC's label table ``ytilde``) that belong to
+    #: the checkpoint besides :meth:`method_state`
+    tables: tuple[str, ...] = ()
 
     def __init__(self, config: dict, data: NoisyData | None = None):
         self.cfg = dict(config)
         self.device = pick_device(self.cfg.get("device", "auto"))
-        self.data = DeviceData(data if data is not None else load_noisy_data(self.cfg), self.device)
+        self.data = (data if data is not None else load_noisy_data(self.cfg)).to_device(self.device)
+        #: batched on-device augmentation ``f(x, generator)`` (the dataset's own), None if off
+        self.augment = self.data.default_augment if self.cfg.get("augment", False) else None
         self.gen = torch.Generator(device=self.device).manual_seed(int(self.cfg["seed"]))
         self.epoch = 0
         self.history: list[dict] = []
@@ -103,20 +141,20 @@ class Method:
         each batch of one epoch (a permutation from the run's generator, augmented on device)."""
         for model in self.eval_models().values():
             model.train()
-        d = self.data
-        for idx in d.epoch_batches(int(self.cfg["batch_size"]), self.gen):
-            yield idx, d.train_batch(idx, self.augment, self.gen), d.train_noisy[idx]
+        yield from self.data.batches(int(self.cfg["batch_size"]), self.gen, self.augment)
 
     def evaluate(self) -> dict:
+        """Test accuracy (logged, never selects) and every held-out proxy the data offers;
+        ``clean_intact`` (a pass over the whole training set) only when it is the proxy."""
         d = self.data
+        splits = [s for s in ("test", "noisy_val", "clean_val") if s in d.splits()]
+        if self.cfg["proxy"] == "clean_intact":
+            splits.append("clean_intact")
         out: dict[str, float] = {}
         for i, (tag, model) in enumerate(self.eval_models().items()):
             suffix = "" if i == 0 else f"_{tag}"
-            out[f"test_acc{suffix}"] = accuracy(predict(model, d.test_x), d.test_y)
-            if d.val_x.shape[0]:
-                out[f"noisy_val_acc{suffix}"] = accuracy(predict(model, d.val_x), d.val_noisy)
-            if self.cfg["proxy"] == "clean_intact":
-                out[f"clean_intact_acc{suffix}"] = accuracy(predict(model, d.train_x), d.train_clean)
+            for split in splits:
+                out[f"{split}_acc{suffix}"] = d.accuracy(model, split)
         return out
 
     def step(self) -> dict:
@@ -153,6 +191,7 @@ class Method:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "method_state": self.method_state(),
+            "tables": {name: getattr(self, name).clone() for name in self.tables},
         }
 
     def identity(self) -> dict:
@@ -174,6 +213,23 @@ class Method:
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.load_method_state(state["method_state"])
+        for name in self.tables:
+            setattr(self, name, state["tables"][name].to(self.device).clone())
+
+    @torch.no_grad()
+    def clean_agreement(self, labels: torch.Tensor) -> float:
+        """Share of training samples whose ``labels`` equal the clean label, over the samples
+        whose clean label is known (all for synthetic noise). Analytics only: never selects."""
+        known = self.data.train_clean >= 0
+        if not bool(known.any()):
+            return float("nan")
+        return float((labels[known] == self.data.train_clean[known]).float().mean())
+
+    def close(self) -> None:
+        """Release what the data holds open (Clothing1M's decoding workers)."""
+        close = getattr(self.data, "close", None)
+        if close is not None:
+            close()
 
     def save(self, path) -> None:
         """Atomic write: a crash never leaves a half-written checkpoint at ``path``."""

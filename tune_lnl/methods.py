@@ -1,25 +1,42 @@
 """Registry of methods: name -> (plain training class, Ray Trainable class)."""
 from __future__ import annotations
 
-METHOD_NAMES = ("mlc", "ce", "mae", "gce", "imae", "coteaching", "jocor")
+import importlib
+
+#: method name -> (module in trainables/, plain class, Trainable class)
+_REGISTRY = {
+    "ce": ("ce", "CE", "CETrainable"),
+    "mae": ("mae", "MAE", "MAETrainable"),
+    "gce": ("gce", "GCE", "GCETrainable"),
+    "imae": ("imae", "IMAE", "IMAETrainable"),
+    "pencil": ("pencil", "PENCIL", "PENCILTrainable"),
+    "coteaching": ("coteaching", "CoTeaching", "CoTeachingTrainable"),
+    "coteaching_plus": ("coteaching_plus", "CoTeachingPlus", "CoTeachingPlusTrainable"),
+    "jocor": ("jocor", "JoCoR", "JoCoRTrainable"),
+    "mlc": ("mlc", "MLC", "MLCTrainable"),
+}
+METHOD_NAMES = tuple(_REGISTRY)
+
+#: run-config keys every method accepts: the backbone's ImageNet weights (Clothing1M's
+#: ResNet-18) and the decoding workers of streamed datasets (Clothing1M; -1: min(8, CPUs))
+BACKBONE_DEFAULTS = {"pretrained": False, "num_workers": -1}
 
 
-def registry() -> dict:
-    from trainables.ce import CE, CETrainable
-    from trainables.coteaching import CoTeaching, CoTeachingTrainable
-    from trainables.gce import GCE, GCETrainable
-    from trainables.imae import IMAE, IMAETrainable
-    from trainables.jocor import JoCoR, JoCoRTrainable
-    from trainables.mae import MAE, MAETrainable
-    from trainables.mlc import MLC, MLCTrainable
-    return {"mlc": (MLC, MLCTrainable), "ce": (CE, CETrainable), "mae": (MAE, MAETrainable),
-            "gce": (GCE, GCETrainable), "imae": (IMAE, IMAETrainable),
-            "coteaching": (CoTeaching, CoTeachingTrainable), "jocor": (JoCoR, JoCoRTrainable)}
+def _lookup(name: str, which: int):
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHOD_NAMES)}")
+    module, *classes = _REGISTRY[name]
+    return getattr(importlib.import_module(f"trainables.{module}"), classes[which])
 
 
 def method_class(name: str):
-    return registry()[name][0]
+    return _lookup(name, 0)
 
 
 def trainable_class(name: str):
-    return registry()[name][1]
+    return _lookup(name, 1)
+
+
+def defaults_of(name: str) -> dict:
+    """Every key a run config of ``name`` may set, with its default."""
+    return {**BACKBONE_DEFAULTS, **method_class(name).defaults}

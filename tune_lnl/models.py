@@ -1,7 +1,10 @@
-"""Backbones. MNIST: the two-layer MLP (784-256-10) of Co-teaching / MLC."""
+"""Backbones. MNIST: the two-layer MLP (784-256-10) of Co-teaching / MLC. CIFAR-10: the 6-conv
+CNN of the MLC authors' code and the CIFAR ResNets (20/32/56 layers, option-A shortcuts) of
+He et al. 2016, Sec. 4.2."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -17,15 +20,127 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-MODELS = {"mlp": MLP}
+class CNN6(nn.Module):
+    """Six 3x3 convs (padding 1; 64, 64, 128, 128, 196, 16 channels), each followed by
+    BatchNorm2d and ReLU, a 2x2 max-pool after every second conv, then flatten and one linear
+    layer: ``16 * (H // 8) * (W // 8)`` features, i.e. 256 for 32x32 inputs."""
+
+    CHANNELS = (64, 64, 128, 128, 196, 16)
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, in_size: tuple[int, int] = (32, 32)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for k, c_out in enumerate(self.CHANNELS):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            if k % 2 == 1:
+                layers.append(nn.MaxPool2d(2))
+            c_in = c_out
+        h, w = in_size
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c_in * (h // 8) * (w // 8), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def build_model(name: str, num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:
+class ShortcutA(nn.Module):
+    """He et al.'s option A: identity, or -- where a block halves the resolution and widens the
+    channels -- take every second pixel and append zero channels. No parameters."""
+
+    def __init__(self, stride: int, extra_channels: int):
+        super().__init__()
+        self.stride, self.extra_channels = stride, extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        if self.extra_channels:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return x
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the option-A shortcut, then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = ShortcutA(stride, c_out - c_in)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """He et al. 2016, Sec. 4.2: 3x3 conv (16) -> 3 stages of ``n`` basic blocks with 16, 32, 64
+    channels on 32x32, 16x16, 8x8 maps (stride 2 in the first conv of stages 2 and 3) -> global
+    average pooling -> linear. Depth ``6n + 2``. Convs use He (Kaiming-normal, fan-in) init;
+    BN starts at weight 1, bias 0; the linear layer keeps PyTorch's default init."""
+
+    def __init__(self, n: int, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        blocks: list[nn.Module] = []
+        c_in = 16
+        for stage, c_out in enumerate((16, 32, 64)):
+            for k in range(n):
+                blocks.append(BasicBlock(c_in, c_out, stride=2 if stage > 0 and k == 0 else 1))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    return CifarResNet(3, num_classes, in_channels)
+
+
+def resnet32(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    return CifarResNet(5, num_classes, in_channels)
+
+
+def resnet56(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    return CifarResNet(9, num_classes, in_channels)
+
+
+def resnet18(num_classes: int = 14, in_channels: int = 3, pretrained: bool = False) -> nn.Module:
+    """torchvision's ResNet-18 for Clothing1M (224x224 inputs in [0, 1], ImageNet normalisation
+    inside); ``pretrained``: ImageNet weights, which must already be in torch's cache."""
+    from .clothing1m import resnet18_clothing
+    return resnet18_clothing(num_classes, pretrained=pretrained)
+
+
+MODELS = {"mlp": MLP, "cnn6": CNN6, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56,
+          "resnet18": resnet18}
+
+
+def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrained: bool = False) -> nn.Module:
+    """``name`` from :data:`MODELS`; ``in_shape`` is one image's ``(C, H, W)``. ``pretrained``
+    applies to ``resnet18`` only (ImageNet weights)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    if pretrained and name != "resnet18":
+        raise ValueError(f"pretrained weights exist only for resnet18, not {name!r}")
+    if name == "resnet18":
+        return resnet18(num_classes, pretrained=pretrained)
     if name == "mlp":
         n_in = 1
         for s in in_shape:
             n_in *= s
         return MLP(n_in, 256, num_classes)
-    return MODELS[name](num_classes=num_classes)
+    if name == "cnn6":
+        return CNN6(num_classes, in_channels=in_shape[0], in_size=tuple(in_shape[1:3]))
+    return MODELS[name](num_classes=num_classes, in_channels=in_shape[0])

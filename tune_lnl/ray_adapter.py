@@ -42,5 +42,9 @@ class MethodTrainable(Trainable):
         self.method.load(path)
 
     def reset_config(self, new_config: dict) -> bool:
+        self.method.close()
         self.method = self.method_cls({**self._base, **new_config})
         return True
+
+    def cleanup(self):
+        self.method.close()

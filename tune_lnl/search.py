@@ -1,15 +1,15 @@
-"""``python -m tune_lnl.search --space FILE``: search every noise setting, retrain the winners,
-export best configs, the finals table, the Optuna study and TensorBoard logs.
+"""``python -m tune_lnl.search --space FILE``: search every method and noise setting of FILE,
+retrain the winners, export best configs, the finals table, the Optuna studies and TensorBoard logs.
 
 Experiment folder ``<storage>/<name>/``::
 
-    experiment.yaml      what was asked for (checked on --resume)
-    optuna.db            the Optuna study of each setting (SQLite; study name = setting)
-    search/<setting>/    Ray Tune trials (results, checkpoints)
-    finals/<setting>/    the final retrainings, one per seed
-    tensorboard/         one run per trial: tensorboard --logdir <storage>/<name>
-    best_configs.yaml    each setting's proxy-selected config, runnable with tune_lnl.train
-    finals.csv, finals.md
+    experiment.yaml             what was asked for (checked on --resume)
+    optuna.db                   one Optuna study per method and setting ("<method>/<setting>")
+    search/<method>/<setting>/  Ray Tune trials (results, checkpoints)
+    finals/<method>/<setting>/  the final retrainings, one per seed
+    tensorboard/                one run per trial: tensorboard --logdir <storage>/<name>
+    best_configs.yaml           each method's and setting's proxy-selected config (tune_lnl.train)
+    finals.csv, finals.md       one row per method: best / last per setting (MLC paper Tables II/III)
 """
 from __future__ import annotations
 
@@ -22,18 +22,19 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, load_space
-from .data import DataNotFoundError, load_mnist, resolve_data_root
+from .config import ConfigError, load_experiment
+from .data import DataNotFoundError, check_data, resolve_data_root
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m tune_lnl.search", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", required=True, help="search-space YAML file")
+    p.add_argument("--space", required=True, help="search-space YAML file (one method or several)")
     p.add_argument("--data-root", help="dataset folder (default: $TUNE_LNL_DATA, else ./data)")
     p.add_argument("--storage-path", default="results", help="where experiment folders go (default ./results)")
     p.add_argument("--name", help="experiment name (default: the space's name, '-smoke' added with --smoke)")
-    p.add_argument("--num-samples", type=int, help="trials per setting (overrides the file)")
+    p.add_argument("--num-samples", type=int, help="trials per method and setting (overrides the file)")
+    p.add_argument("--methods", nargs="+", help="run only these methods of the file")
     p.add_argument("--settings", nargs="+", help="run only these settings")
     p.add_argument("--seeds", type=int, help="number of final seeds (overrides the file)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
@@ -47,41 +48,47 @@ def fail(msg: str) -> None:
     raise SystemExit(2)
 
 
-def manifest(space, args, settings, num_samples, seeds) -> dict:
-    return {"space_file": str(space.path), "space": space.raw, "smoke": bool(args.smoke),
+def manifest(exp, args, methods, settings, num_samples, seeds) -> dict:
+    return {"space_file": str(exp.path), "space": exp.raw, "smoke": bool(args.smoke), "methods": methods,
             "settings": settings, "num_samples": num_samples, "final_seeds": seeds}
+
+
+def _pick(kind: str, wanted, available) -> list[str]:
+    for x in wanted or []:
+        if x not in available:
+            fail(f"--{kind}: unknown {kind[:-1]} {x!r}; this file has: {', '.join(available)}")
+    return list(wanted or available)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        space = load_space(args.space, smoke_mode=args.smoke)
+        exp = load_experiment(args.space, smoke_mode=args.smoke)
     except ConfigError as exc:
         fail(str(exc))
-    settings = args.settings or list(space.settings)
-    for s in settings:
-        if s not in space.settings:
-            fail(f"--settings: unknown setting {s!r} in {space.path}; allowed: {', '.join(space.settings)}")
-    num_samples = args.num_samples or space.num_samples
-    n_seeds = args.seeds or space.final_seeds
+    methods = _pick("methods", args.methods, list(exp.methods))
+    settings = _pick("settings", args.settings, exp.settings)
+    num_samples = args.num_samples or exp.first.num_samples
+    n_seeds = args.seeds or exp.first.final_seeds
     if num_samples < 1 or num_samples > 10000:
         fail(f"--num-samples must lie in [1, 10000], got {num_samples}")
     if n_seeds < 1 or n_seeds > 100:
         fail(f"--seeds must lie in [1, 100], got {n_seeds}")
     data_root = resolve_data_root(args.data_root)
     try:  # fail before any trial starts, naming the folder to fill
-        load_mnist(data_root)
+        check_data(exp.dataset, data_root)
     except DataNotFoundError as exc:
         fail(str(exc))
-    name = args.name or (space.name + ("-smoke" if args.smoke else ""))
+    name = args.name or (exp.name + ("-smoke" if args.smoke else ""))
     exp_dir = Path(args.storage_path).expanduser().resolve() / name
-    wanted = manifest(space, args, settings, num_samples, n_seeds)
+    wanted = manifest(exp, args, methods, settings, num_samples, n_seeds)
     man_path = exp_dir / "experiment.yaml"
     if args.resume:
         if not man_path.exists():
             fail(f"--resume: {exp_dir} holds no experiment (no experiment.yaml)")
         if yaml.safe_load(man_path.read_text()) != json.loads(json.dumps(wanted)):
-            fail(f"--resume: {exp_dir} holds a different experiment (space, settings, budget or --smoke differ)")
+            fail(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, budget or "
+                 f"--smoke differ)")
     elif man_path.exists():
         fail(f"{exp_dir} already holds an experiment: use --resume to continue it, or another --name")
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -98,34 +105,42 @@ def main(argv=None) -> int:
         ray.init(address=args.address)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    print(f"experiment: {exp_dir}\nsettings: {', '.join(settings)}; {num_samples} trials each; "
-          f"{n_seeds} final seeds; proxy {space.proxy}; data {data_root}", flush=True)
+    print(f"experiment: {exp_dir}\nmethods: {', '.join(methods)}; settings: {', '.join(settings)}; "
+          f"{num_samples} trials each; {n_seeds} final seeds; proxy {exp.proxy}; data {data_root}", flush=True)
 
-    best = {}
-    for setting in settings:
-        done = exp_dir / "search" / setting / ".done"  # a finished search is never rerun
-        if done.exists():
-            study = optuna.load_study(study_name=setting, storage=engine.storage_url(exp_dir))
-        else:
-            study = engine.search_setting(space, setting, exp_dir, data_root, num_samples, resume=args.resume)
-            done.touch()
-        try:
-            bt = study.best_trial
-        except ValueError:
-            fail(f"[{setting}] no trial completed; see {exp_dir / 'search' / setting}")
-        best[setting] = {"config": engine.best_config(space, setting, study, data_root),
-                         "proxy_best": float(bt.value), "optuna_trial": bt.number,
-                         "trial_states": dict(Counter(t.state.name for t in study.trials))}
-        print(f"[{setting}] best by proxy: trial {bt.number}, {engine.METRIC} {bt.value:.4f}, {bt.params}", flush=True)
-    write_best_configs(exp_dir / "best_configs.yaml", space, best)
+    best: dict[str, dict] = {}
+    for method in methods:
+        space = exp.methods[method]
+        best[method] = {}
+        for setting in settings:
+            key = engine.study_name(method, setting)
+            done = exp_dir / "search" / method / setting / ".done"  # a finished search is never rerun
+            if done.exists():
+                study = optuna.load_study(study_name=key, storage=engine.storage_url(exp_dir))
+            else:
+                study = engine.search_setting(space, setting, exp_dir, data_root, num_samples, resume=args.resume)
+                done.touch()
+            try:
+                bt = study.best_trial
+            except ValueError:
+                fail(f"[{key}] no trial completed; see {exp_dir / 'search' / method / setting}")
+            best[method][setting] = {
+                "config": engine.best_config(space, setting, study, data_root), "proxy_best": float(bt.value),
+                "optuna_trial": bt.number, "trial_states": dict(Counter(t.state.name for t in study.trials))}
+            print(f"[{key}] best by proxy: trial {bt.number}, {engine.METRIC} {bt.value:.4f}, {bt.params}",
+                  flush=True)
+    write_best_configs(exp_dir / "best_configs.yaml", exp, best)
 
     seeds = list(range(1, n_seeds + 1))
-    runs = {}
-    for setting in settings:
-        histories = engine.finals_setting(space, setting, best[setting]["config"], exp_dir, seeds,
-                                          resume=args.resume)
-        runs[setting] = {seed: engine.summarize_run(h, space.finals["last_k"]) for seed, h in histories.items()}
-    table = write_finals(exp_dir, space, runs)
+    runs: dict[str, dict] = {}
+    for method in methods:
+        runs[method] = {}
+        for setting in settings:
+            histories = engine.finals_setting(exp.methods[method], setting, best[method][setting]["config"],
+                                              exp_dir, seeds, resume=args.resume)
+            runs[method][setting] = {seed: engine.summarize_run(h, exp.finals["last_k"])
+                                     for seed, h in histories.items()}
+    table = write_finals(exp_dir, exp, runs)
     print("\n" + table)
     print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md, optuna.db\n"
           f"TensorBoard: tensorboard --logdir {exp_dir}", flush=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from .augment import mnist_augment
-from .method import LossMeter, Method, adam
+from .method import OPTIM_DEFAULTS, LossMeter, Method, make_optimizer, set_lr, step_lr
 from .models import build_model
 
 
 class SingleNetwork(Method):
-    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3}
+    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
+                **OPTIM_DEFAULTS}
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample loss ``[B]``."""
@@ -19,11 +19,13 @@ class SingleNetwork(Method):
 
     def build(self) -> None:
         d = self.data
-        self.net = build_model(self.cfg["model"], d.num_classes, tuple(d.train_x.shape[1:])).to(self.device)
-        self.opt = adam(self.net.parameters(), self.cfg["lr"])
-        self.augment = mnist_augment if self.cfg["augment"] else None
+        self.net = build_model(self.cfg["model"], d.num_classes, d.image_shape,
+                               pretrained=self.cfg.get("pretrained", False)).to(self.device)
+        self.opt = make_optimizer(self.net.parameters(), self.cfg)
 
     def train_epoch(self) -> dict:
+        lr = step_lr(self.epoch, self.cfg)
+        set_lr(self.opt, lr)
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():
             loss = self.loss(self.net(x), noisy).mean()
@@ -31,7 +33,7 @@ class SingleNetwork(Method):
             loss.backward()
             self.opt.step()
             meter.add(loss)
-        return {"train_loss": meter.mean, "lr": self.cfg["lr"]}
+        return {"train_loss": meter.mean, "lr": lr}
 
     def eval_models(self):
         return {"net": self.net}

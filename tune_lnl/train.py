@@ -12,22 +12,35 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, load_space
+from .config import ConfigError, load_experiment
 from .data import DataNotFoundError, resolve_data_root
 from .export import BEST_KIND
 
 
-def run_config_from_file(path: str, setting: str, data_root: Path, smoke: bool = False) -> dict:
+def _one_method(p: Path, available: list[str], method: str | None) -> str:
+    if method is None:
+        if len(available) > 1:
+            raise ConfigError(f"{p}: holds several methods ({', '.join(available)}): pick one with --method")
+        return available[0]
+    if method not in available:
+        raise ConfigError(f"{p}: methods: no method {method!r}; available: {', '.join(available)}")
+    return method
+
+
+def run_config_from_file(path: str, setting: str, data_root: Path, smoke: bool = False,
+                         method: str | None = None) -> dict:
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{p}: cannot read: {exc}") from None
     if isinstance(doc, dict) and doc.get("kind") == BEST_KIND:
-        if setting not in doc["settings"]:
-            raise ConfigError(f"{p}: settings: no setting {setting!r}; available: {', '.join(doc['settings'])}")
-        return {**doc["settings"][setting]["config"], "data_root": str(data_root)}
-    space = load_space(p, smoke_mode=smoke)
+        per_setting = doc["methods"][_one_method(p, list(doc["methods"]), method)]
+        if setting not in per_setting:
+            raise ConfigError(f"{p}: settings: no setting {setting!r}; available: {', '.join(per_setting)}")
+        return {**per_setting[setting]["config"], "data_root": str(data_root)}
+    exp = load_experiment(p, smoke_mode=smoke)
+    space = exp.methods[_one_method(p, list(exp.methods), method)]
     if setting not in space.settings:
         raise ConfigError(f"{p}: settings: no setting {setting!r}; available: {', '.join(space.settings)}")
     return space.paper_config(setting, str(data_root))
@@ -37,6 +50,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tune_lnl.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="search-space YAML or best_configs.yaml")
     ap.add_argument("--setting", required=True, help="noise setting name, e.g. sym-0.2")
+    ap.add_argument("--method", help="which method, when the file holds several")
     ap.add_argument("--seed", type=int, help="training seed (default: the file's)")
     ap.add_argument("--epochs", type=int, help="number of epochs (default: the file's)")
     ap.add_argument("--data-root", help="dataset folder (default: $TUNE_LNL_DATA, else ./data)")
@@ -46,7 +60,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from .methods import method_class
     try:
-        cfg = run_config_from_file(args.config, args.setting, resolve_data_root(args.data_root), args.smoke)
+        cfg = run_config_from_file(args.config, args.setting, resolve_data_root(args.data_root), args.smoke,
+                                   args.method)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -59,8 +74,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     info = method.data.info
+    noise = info.get("noise_rate_realised")
     print(f"{cfg['method']} on {cfg['dataset']} {args.setting}: {info['n_train']} train, {info['n_val']} noisy-val, "
-          f"{info['n_test']} test; realised noise {info['noise_rate_realised']:.4f}; device {method.device}", flush=True)
+          f"{info['n_test']} test; realised noise {'real (unknown)' if noise is None else f'{noise:.4f}'}; "
+          f"device {method.device}", flush=True)
     while not method.done:
         m = method.step()
         print(f"epoch {m['epoch']:4d}  proxy({cfg['proxy']}) {m['proxy']:.4f}  best {m['proxy_best']:.4f}"

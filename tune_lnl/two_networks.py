@@ -1,21 +1,39 @@
 """Base of the two-network methods (Co-teaching, MLC, ...): networks A and B of the configured
-backbone, one Adam each, the augmentation, and their checkpoint state."""
+backbone, one optimizer each (see :func:`tune_lnl.method.make_optimizer`), and their
+checkpoint state."""
 from __future__ import annotations
 
-from .augment import mnist_augment
-from .method import Method, adam
+from .method import OPTIM_DEFAULTS, Method, make_optimizer, set_lr, step_lr
+from .selection import forget_rate_at
 from .models import build_model
+
+
+#: defaults shared by the small-loss methods (Co-teaching, Co-teaching+, JoCoR): the MNIST setup
+#: of the Co-teaching paper (MLP, Adam lr 1e-3, batch 128, 200 epochs, Tk = 10)
+SMALL_LOSS_DEFAULTS = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
+                       "forget_rate": 0.2, "num_gradual": 10, **OPTIM_DEFAULTS}
 
 
 class TwoNetworks(Method):
     def build(self) -> None:
         d, cfg = self.data, self.cfg
-        shape = tuple(d.train_x.shape[1:])
-        self.net_a = build_model(cfg["model"], d.num_classes, shape).to(self.device)
-        self.net_b = build_model(cfg["model"], d.num_classes, shape).to(self.device)
-        self.opt_a = adam(self.net_a.parameters(), cfg["lr"])
-        self.opt_b = adam(self.net_b.parameters(), cfg["lr"])
-        self.augment = mnist_augment if cfg["augment"] else None
+        pretrained = cfg.get("pretrained", False)
+        self.net_a = build_model(cfg["model"], d.num_classes, d.image_shape, pretrained=pretrained).to(self.device)
+        self.net_b = build_model(cfg["model"], d.num_classes, d.image_shape, pretrained=pretrained).to(self.device)
+        self.opt_a = make_optimizer(self.net_a.parameters(), cfg)
+        self.opt_b = make_optimizer(self.net_b.parameters(), cfg)
+
+    def set_lr(self, lr: float) -> None:
+        set_lr(self.opt_a, lr)
+        set_lr(self.opt_b, lr)
+
+    def begin_epoch(self) -> tuple[float, float]:
+        """Small-loss methods (Co-teaching, Co-teaching+, JoCoR): this epoch's forget rate (the
+        Co-teaching ramp) and learning rate (``lr_schedule``), the latter applied to both."""
+        rate = forget_rate_at(self.epoch, self.cfg["forget_rate"], self.cfg["num_gradual"])
+        lr = step_lr(self.epoch, self.cfg)
+        self.set_lr(lr)
+        return rate, lr
 
     def update_both(self, loss) -> None:
         """One optimizer step of both networks on ``loss`` (each receives its own gradient)."""

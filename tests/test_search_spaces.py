@@ -1,0 +1,140 @@
+"""The shipped search-space files: every one validates (full and --smoke budgets), their first
+trials are the papers' values (typed here by hand from the papers and the reference notes), and
+multi-method files reject mistakes naming the file, the dotted key and the value."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tune_lnl.config import ConfigError, load_experiment, load_space
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = sorted((REPO / "search_spaces").glob("*.yaml"))
+METHODS = {"mlc", "ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor"}
+MLC_SETTINGS = {"sym-0.2": ("symmetric", 0.2), "sym-0.4": ("symmetric", 0.4), "sym-0.8": ("symmetric", 0.8),
+                "pair-0.2": ("pairflip", 0.2), "pair-0.45": ("pairflip", 0.45)}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("smoke", [False, True])
+def test_every_shipped_file_validates(path, smoke):
+    exp = load_experiment(path, smoke_mode=smoke)
+    assert exp.name == path.stem
+    for space in exp.methods.values():
+        for s in space.settings:
+            cfg = space.paper_config(s, "/data")
+            assert cfg["method"] == space.method and cfg["epochs"] >= 1
+            if smoke:
+                assert cfg["train_subset"] > 0 and cfg["epochs"] <= 6
+
+
+def test_every_method_has_a_file_on_mnist_and_cifar10():
+    names = {p.stem for p in FILES}
+    for m in METHODS:
+        assert f"{m}_mnist" in names and f"{m}_cifar10" in names, m
+
+
+def test_compare_files_hold_the_papers_rows():
+    table_ii = load_experiment(REPO / "search_spaces/compare_mnist.yaml")  # MLC paper Table II (minus MoPro)
+    assert list(table_ii.methods) == ["ce", "coteaching", "coteaching_plus", "pencil", "jocor", "mlc"]
+    assert {s: (v.noise_type, v.noise_rate) for s, v in table_ii.first.settings.items()} == MLC_SETTINGS
+    imae = load_experiment(REPO / "search_spaces/imae_compare_cifar10.yaml")  # IMAE paper Tables 1-2
+    assert list(imae.methods) == ["ce", "mae", "imae"]
+    assert {(v.noise_type, v.noise_rate) for v in imae.first.settings.values()} == {
+        ("none", 0.0), ("uniform", 0.2), ("uniform", 0.5), ("uniform", 0.8)}
+
+
+@pytest.mark.parametrize("path", ["imae_cifar10.yaml", "imae_compare_cifar10.yaml"])
+def test_imae_cifar10_is_the_imae_papers_setup(path):
+    """IMAE Sec. 5.1: ResNet, SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10
+    at 32k and 48k of 64k iterations; T = 8 on noisy data, 0.5 on clean."""
+    space = load_space(REPO / "search_spaces" / path, method="imae")
+    for s in space.settings:
+        cfg = space.paper_config(s, "/")
+        assert cfg["model"] in ("resnet20", "resnet32", "resnet56")
+        assert (cfg["optimizer"], cfg["momentum"], cfg["weight_decay"], cfg["batch_size"]) == ("sgd", 0.9, 1e-4, 128)
+        assert cfg["lr"] == 0.1 and cfg["lr_schedule"] == "step"
+        iters_per_epoch = -(-50000 // 128)
+        assert abs(cfg["epochs"] * iters_per_epoch - 64000) < iters_per_epoch  # 64k iterations
+        assert cfg["T"] == (0.5 if s == "clean" else 8.0)
+
+
+def test_mlc_cifar10_is_table_I_and_sec_V_A3():
+    table_i = {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}
+    space = load_space(REPO / "search_spaces/mlc_cifar10.yaml")
+    for s, lam in table_i.items():
+        cfg = space.paper_config(s, "/")
+        assert cfg["lambda"] == lam and cfg["model"] == "cnn6"
+        assert (cfg["lr"], cfg["lr2"], cfg["stage2"], cfg["epochs"]) == (5e-3, 1e-4, 200, 320)
+
+
+@pytest.mark.parametrize("method,key,value", [("gce", "q", 0.7), ("imae", "T", 8.0), ("jocor", "co_lambda", 0.9)])
+def test_baseline_defaults_are_first_trials(method, key, value):
+    space = load_space(REPO / f"search_spaces/{method}_mnist.yaml")
+    for s in space.settings:
+        assert space.paper_point(s)[key] == value
+
+
+@pytest.mark.parametrize("method", ["coteaching", "coteaching_plus", "jocor"])
+def test_forget_rate_first_trial_is_the_noise_rate(method):
+    space = load_space(REPO / f"search_spaces/{method}_mnist.yaml")
+    for s, (_, rate) in MLC_SETTINGS.items():
+        assert space.paper_point(s)["forget_rate"] == rate
+
+
+def test_multi_method_top_level_fixed_reaches_every_method():
+    exp = load_experiment(REPO / "search_spaces/compare_mnist.yaml")
+    for m, space in exp.methods.items():
+        cfg = space.paper_config("sym-0.2", "/")
+        assert cfg["model"] == "mlp" and cfg["batch_size"] == 128
+        assert cfg["epochs"] == (320 if m in ("mlc", "pencil") else 200)  # a method's own fixed wins
+
+
+def test_load_space_of_a_multi_method_file_needs_a_method():
+    with pytest.raises(ConfigError, match="several methods"):
+        load_space(REPO / "search_spaces/compare_mnist.yaml")
+    with pytest.raises(ConfigError, match="'mae' is not in this file"):
+        load_space(REPO / "search_spaces/compare_mnist.yaml", method="mae")
+
+
+def _mutated(tmp_path, mutate):
+    raw = yaml.safe_load((REPO / "search_spaces/compare_mnist.yaml").read_text())
+    raw = copy.deepcopy(raw)
+    mutate(raw)
+    p = tmp_path / "compare.yaml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return p
+
+
+BAD_MULTI = [
+    ("unknown-method", lambda r: r["methods"].update(mixup={}), ["methods.mixup"]),
+    ("method-and-methods", lambda r: r.update(method="mlc"), ["method", "exactly one"]),
+    ("shared-fixed-unknown-to-one-method", lambda r: r["fixed"].update(forget_rate=0.2),
+     ["fixed.forget_rate", "method ce"]),
+    ("setting-not-in-file", lambda r: r["methods"]["jocor"]["settings"].update({"sym-0.5": {}}),
+     ["methods.jocor.settings.sym-0.5"]),
+    ("bad-range-in-method-setting", lambda r: r["methods"]["jocor"]["settings"]["sym-0.2"]["space"].update(
+        forget_rate={"low": 0.05, "high": 1.5}), ["methods.jocor.settings.sym-0.2.space.forget_rate.high", "1.5"]),
+    ("space-at-top", lambda r: r.update(space={"lr": {"low": 0.1, "high": 0.2}}), ["space"]),
+    ("noise-per-method", lambda r: r["methods"]["ce"].update(settings={"sym-0.2": {"noise": {}}}),
+     ["methods.ce.settings.sym-0.2.noise"]),
+    ("clean-val-on-mnist", lambda r: r.update(proxy="clean_val"), ["proxy", "clean_val"]),
+    ("real-noise-on-mnist", lambda r: r["settings"]["sym-0.2"]["noise"].update(type="real"),
+     ["settings.sym-0.2.noise.type", "real"]),
+    ("nothing-searched", lambda r: r["methods"]["ce"].update(space={}, paper={}), ["methods.ce.space", "nothing"]),
+    ("q-above-one", lambda r: r["methods"].update(gce={"space": {"q": {"low": 0.5, "high": 1.5}}}),
+     ["methods.gce.space.q.high", "1.5"]),
+    ("unknown-optimizer", lambda r: r["fixed"].update(optimizer="rmsprop"), ["fixed.optimizer", "rmsprop"]),
+]
+
+
+@pytest.mark.parametrize("case,mutate,expected", BAD_MULTI, ids=[c[0] for c in BAD_MULTI])
+def test_bad_multi_method_file_names_file_key_value(tmp_path, case, mutate, expected):
+    p = _mutated(tmp_path, mutate)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(p)
+    msg = str(info.value)
+    assert str(p) in msg
+    for part in expected:
+        assert part in msg, (part, msg)

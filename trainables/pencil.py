@@ -1,0 +1,115 @@
+"""PENCIL (Yi & Wu, "Probabilistic End-to-end Noise Correction for Learning with Noisy Labels",
+CVPR 2019): ONE network that learns, besides its weights, a label distribution per training
+sample, as a plain PyTorch object (:class:`PENCIL`) plus its Ray Tune adapter
+(:class:`PENCILTrainable`).
+
+Each training sample ``i`` owns a row ``y~_i`` of a label table, initialised ``K * onehot(noisy)``
+(MLC paper Eq. 4); its label distribution is ``y_d = softmax(y~)`` (Eq. 5). Three stages by
+0-based epoch ``e``:
+
+1. ``e < stage1``: backbone learning, cross-entropy on the noisy labels.
+2. ``stage1 <= e < stage2``: the network minimises ``lc + alpha * lo + beta * le`` (Eq. 8 without
+   MLC's co-regularization ``xi * ld``; per-sample, mean over the batch) with ``y_d`` fixed; after
+   the network step every row of the batch moves ``y~ <- y~ - lambda * dL/dy~`` (Eq. 6), the
+   gradient of the same batch-mean loss taken on the DETACHED logits of that step's forward
+   pass (only ``lc`` and ``lo`` depend on ``y~``).
+3. ``e >= stage2``: fine-tuning on ``lc`` alone, ``y~`` frozen.
+
+The loss terms are :func:`tune_lnl.losses.pencil_lc` (flipped KL of the prediction ``p`` against
+``y_d``), :func:`~tune_lnl.losses.pencil_lo` (CE of ``y_d`` against the noisy label) and
+:func:`~tune_lnl.losses.pencil_le` (entropy of ``p``), summed over classes (MLC's ``paper``
+variant; no class mean, no double softmax).
+
+Learning rate: ``lr`` before ``stage2``, ``lr2`` from ``stage2`` on (set on the optimizer's
+param groups at the start of each epoch; Adam state carries over).
+
+Sources: the shared folder holds no PENCIL paper. The method is taken from the MLC paper
+(shared/papers/mlc-mutual-label-correction.txt, Sec. IV-B/C, Eq. 4-8, which adopts PENCIL's label
+distribution, update and loss) and shared/reference/mlc-official-code-notes.md ("PENCIL: three
+stages ..."). The defaults follow the MLC paper's MNIST setup, which MLC inherited from PENCIL:
+stage1 30, stage2 140, lr 1e-3 then 1e-4, alpha 0.4, beta 0.1, K 10, lambda 1000 (MLC Table I,
+sym-0.2), batch 128, Adam; 200 epochs rather than MLC's 320.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
+from tune_lnl.method import OPTIM_DEFAULTS, LossMeter, set_lr
+from tune_lnl.ray_adapter import MethodTrainable
+from tune_lnl.single_network import SingleNetwork
+
+
+def stage_of(epoch: int, cfg: dict) -> int:
+    """1 (backbone), 2 (joint network + label learning) or 3 (fine-tuning), 0-based epoch."""
+    return 1 if epoch < cfg["stage1"] else (2 if epoch < cfg["stage2"] else 3)
+
+
+def lr_at(epoch: int, cfg: dict) -> float:
+    """``lr`` before ``stage2``, ``lr2`` from it on (PENCIL / MLC paper Sec. V-A.3)."""
+    return cfg["lr"] if epoch < cfg["stage2"] else cfg["lr2"]
+
+
+def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, stage: int,
+                    alpha: float, beta: float) -> torch.Tensor:
+    """The stage's per-sample loss ``[B]`` of the network with logits ``logits``."""
+    if stage == 1:
+        return cross_entropy(logits, noisy)                 # PENCIL stage 1: CE on the noisy labels
+    lc = pencil_lc(logits, ytilde)                          # lc(p, y_d), y_d = softmax(y~) (MLC Eq. 5, 8)
+    if stage == 3:
+        return lc                                           # PENCIL stage 3: lc only
+    lo = pencil_lo(ytilde, noisy)                           # lo(y^, y_d) (MLC Eq. 8)
+    le = pencil_le(logits)                                  # le(p) (MLC Eq. 8)
+    return lc + alpha * lo + beta * le                      # MLC Eq. 8 without xi * ld
+
+
+def label_update(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, alpha: float,
+                 beta: float, lam: float) -> torch.Tensor:
+    """New label rows ``y~ - lambda * dL/dy~`` with ``L`` the stage-2 batch-mean loss on the
+    detached ``logits``. Per sample ``dL/dy~ = ((y_d - p) + alpha * (y_d - onehot)) / B``."""
+    yt = ytilde.detach().clone().requires_grad_(True)
+    batch_loss = per_sample_loss(logits.detach(), yt, noisy, 2, alpha, beta).mean()
+    (grad,) = torch.autograd.grad(batch_loss, yt)
+    return ytilde.detach() - lam * grad                     # MLC Eq. 6 (PENCIL's label update)
+
+
+class PENCIL(SingleNetwork):
+    name = "pencil"
+    tables = ("ytilde",)  # the label table is checkpointed with the networks
+    #: the optimizer keys of every method, minus ``lr_schedule`` (PENCIL's lr is stage-wise)
+    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
+                "lr2": 1e-4, "stage1": 30, "stage2": 140, "alpha": 0.4, "beta": 0.1, "K": 10.0,
+                "lambda": 1000.0,
+                **{k: v for k, v in OPTIM_DEFAULTS.items() if k != "lr_schedule"}}
+
+    def build(self) -> None:
+        super().build()  # the network, its optimizer
+        d = self.data
+        # MLC Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
+        self.ytilde = self.cfg["K"] * F.one_hot(d.train_noisy, d.num_classes).float()
+
+    def train_epoch(self) -> dict:
+        cfg, e = self.cfg, self.epoch
+        stage = stage_of(e, cfg)
+        lr = lr_at(e, cfg)
+        set_lr(self.opt, lr)
+        alpha, beta = cfg["alpha"], cfg["beta"]
+        meter = LossMeter(self.device)
+        for idx, x, noisy in self.train_batches():
+            ytilde = self.ytilde[idx]  # a copy of the batch's rows (advanced indexing)
+            logits = self.net(x)
+            loss = per_sample_loss(logits, ytilde, noisy, stage, alpha, beta).mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            if stage == 2:
+                self.ytilde[idx] = label_update(logits, ytilde, noisy, alpha, beta, cfg["lambda"])
+            meter.add(loss)
+        label_acc = self.clean_agreement(self.ytilde.argmax(1))  # analytics only
+        return {"stage": stage, "lr": lr, "train_loss": meter.mean, "label_acc": label_acc}
+
+
+
+class PENCILTrainable(MethodTrainable):
+    method_cls = PENCIL
