@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,8 +421,15 @@ def _common(ck: _Checker, raw: dict) -> dict:
                 ck.fail(f"smoke.{k}", "too small", smoke[k])
     return {"name": ck.typed("name", raw.get("name", ck.path.stem), str), "dataset": dataset, "proxy": proxy,
             "val_fraction": float(val_fraction), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
-            "device": ck.typed("device", raw.get("device", "auto"), str), "search": search, "finals": finals,
+            "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": finals,
             "settings": noise, "smoke": smoke}
+
+
+def _device(ck: _Checker, value) -> str:
+    ck.typed("device", value, str)
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        ck.fail("device", "allowed: auto (a GPU when there is one), cpu, cuda, cuda:N", value)
+    return value
 
 
 def _method_space(ck: _Checker, raw: dict, common: dict, method: str, prefix: str, mraw: dict,

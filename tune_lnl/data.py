@@ -56,6 +56,28 @@ def open_torchvision(dataset_cls, root: Path, what: str, folder: Path, how_to_fi
                 f"{folder.relative_to(root)}/.") from None
 
 
+#: the uncompressed idx files: (magic number, size in bytes) = header + items
+MNIST_FORMAT = {"train-images-idx3-ubyte": (2051, 16 + 60000 * 784), "train-labels-idx1-ubyte": (2049, 8 + 60000),
+                "t10k-images-idx3-ubyte": (2051, 16 + 10000 * 784), "t10k-labels-idx1-ubyte": (2049, 8 + 10000)}
+
+
+def check_mnist_files(raw: Path) -> None:
+    """Refuse present-but-wrong MNIST files (truncated, another dataset) with a message naming
+    the file, instead of a parser error deep in torchvision or, worse, silently other data."""
+    for name, (magic, size) in MNIST_FORMAT.items():
+        path = raw / name
+        if not path.exists():
+            continue  # absent: torchvision extracts the .gz or downloads; else DataNotFoundError
+        with open(path, "rb") as f:
+            got_magic = int.from_bytes(f.read(4), "big")
+        got_size = path.stat().st_size
+        if got_magic != magic or got_size != size:
+            raise DataNotFoundError(
+                f"{path}: not the official MNIST file (magic number {got_magic}, {got_size} bytes; expected "
+                f"{magic}, {size} bytes): truncated or replaced. Delete it and put the official file there "
+                f"(or its .gz).")
+
+
 def load_mnist(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """MNIST through torchvision as uint8 ``[N, 1, 28, 28]`` images and int64 labels.
 
@@ -65,6 +87,7 @@ def load_mnist(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, tor
 
     root = Path(root)
     raw = root / "MNIST" / "raw"
+    check_mnist_files(raw)
     train, test = open_torchvision(MNIST, root, "MNIST", raw,
                                    f"Put the four files {', '.join(MNIST_FILES)} (or their .gz) into {raw}")
     return (train.data.unsqueeze(1).contiguous(), train.targets.long(),

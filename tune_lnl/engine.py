@@ -10,8 +10,10 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import time
 import zlib
 from pathlib import Path
@@ -28,6 +30,7 @@ from .tensorboard import TensorBoardCallback
 
 log = logging.getLogger("tune_lnl")
 METRIC = "proxy_best"
+FAILURES = "failures.jsonl"
 
 
 class RecordingASHA(ASHAScheduler):
@@ -52,7 +55,18 @@ class PruningOptunaSearch(OptunaSearch):
         self.early_stopped = early_stopped if early_stopped is not None else set()
 
     def on_trial_complete(self, trial_id, result=None, error=False):
-        if error or not result or trial_id not in self.early_stopped or trial_id in self._completed_trials:
+        if trial_id in self._completed_trials:
+            return None
+        if error or (result or {}).get("failed"):
+            # a crashed (retries exhausted) or diverged trial: FAIL, whatever it reported before
+            # (Ray's OptunaSearch would tell COMPLETE when an errored trial had earlier results)
+            try:
+                self._ot_study.tell(self._ot_trials[trial_id], None, state=TrialState.FAIL)
+            except Exception as exc:  # e.g. already told before a resume
+                log.warning("could not mark trial %s failed: %s", trial_id, exc)
+            self._completed_trials.add(trial_id)
+            return None
+        if not result or trial_id not in self.early_stopped:
             return super().on_trial_complete(trial_id, result=result, error=error)
         ot_trial = self._ot_trials[trial_id]
         value, step = result.get(self.metric), result.get("training_iteration")
@@ -69,6 +83,34 @@ class PruningOptunaSearch(OptunaSearch):
         super().restore(checkpoint_path)  # replaces __dict__; keep sharing the scheduler's set
         shared.update(self.early_stopped)
         self.early_stopped = shared
+
+
+class FailureLog(tune.Callback):
+    """Appends one JSON line per failed trial to ``<experiment>/failures.jsonl``: diverged or
+    raising trials (reported by the trainable, not retried) and trials whose worker kept dying
+    after Ray's retries."""
+
+    def __init__(self, path: Path, label: str):
+        self.path, self.label = path, label
+
+    def _write(self, trial, kind: str, error: str, epoch) -> None:
+        record = {"run": self.label, "trial": trial.trial_id, "kind": kind, "epoch": epoch, "error": error,
+                  "config": {k: v for k, v in trial.config.items()}, "trial_dir": str(trial.path),
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+        print(f"[{self.label}] trial {trial.trial_id} FAILED ({kind}) at epoch {epoch}: {error}", flush=True)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("failed"):
+            self._write(trial, "method", result.get("error", "?"), result.get("epoch"))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        err = ""
+        if trial.path and os.path.exists(os.path.join(trial.path, "error.txt")):
+            with open(os.path.join(trial.path, "error.txt")) as f:
+                err = f.read().strip().splitlines()[-1] if f else ""
+        self._write(trial, "worker (retries exhausted)", err or "see error.txt", (trial.last_result or {}).get("epoch"))
 
 
 class ProgressCallback(tune.Callback):
@@ -95,7 +137,6 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.done += 1
-        print(f"[{self.label}] trial {trial.trial_id} FAILED: see its error.txt", flush=True)
 
 
 def setting_seed(seed: int, setting: str) -> int:
@@ -129,13 +170,17 @@ def _trainable(space: SpaceConfig, base: dict, request: dict):
     return tune.with_resources(tune.with_parameters(trainable_class(space.method), base=base), request)
 
 
-def _run_config(exp_dir: Path, name: str, label: str, total: int, base: dict, tb_dir: Path):
+#: how often Ray restarts a trial whose worker died, from its last checkpoint
+MAX_WORKER_RETRIES = 2
+
+
+def _run_config(storage: Path, name: str, label: str, total: int, base: dict, tb_dir: Path, failures: Path):
     return tune.RunConfig(
-        storage_path=str(exp_dir), name=name, verbose=0,
+        storage_path=str(storage), name=name, verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_frequency=1, checkpoint_at_end=True),
-        failure_config=tune.FailureConfig(max_failures=2),
+        failure_config=tune.FailureConfig(max_failures=MAX_WORKER_RETRIES),
         callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), TensorBoardCallback(tb_dir, base),
-                   ProgressCallback(label, total)])
+                   ProgressCallback(label, total), FailureLog(failures, label)])
 
 
 def _restore_or_new(run_dir: Path, trainable, resume: bool, label: str, new_tuner):
@@ -173,7 +218,7 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
                                         num_samples=num_samples, max_concurrent_trials=concurrency,
                                         reuse_actors=True),
             run_config=_run_config(exp_dir / "search" / m, setting, key, num_samples, base,
-                                   exp_dir / "tensorboard" / "search" / m / setting))
+                                   exp_dir / "tensorboard" / "search" / m / setting, exp_dir / FAILURES))
 
     tuner = _restore_or_new(exp_dir / "search" / m / setting, trainable, resume, f"{key} search", new_tuner)
     print(f"[{key}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
@@ -201,17 +246,21 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
             trainable, param_space={"seed": tune.grid_search(seeds)},
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
             run_config=_run_config(exp_dir / "finals" / m, setting, f"{key} finals", len(seeds), base,
-                                   exp_dir / "tensorboard" / "finals" / m / setting))
+                                   exp_dir / "tensorboard" / "finals" / m / setting, exp_dir / FAILURES))
 
     tuner = _restore_or_new(exp_dir / "finals" / m / setting, trainable, resume, f"{key} finals", new_tuner)
     print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
     results = tuner.fit()
     histories = {}
     for r in results:
-        if r.error:
-            raise RuntimeError(f"[{key}] final run with seed {r.config.get('seed')} failed: {r.error}")
+        if r.error or (r.metrics or {}).get("failed"):  # listed in failures.jsonl; left out of the table
+            print(f"[{key}] final run with seed {r.config.get('seed')} FAILED; left out of the finals table",
+                  flush=True)
+            continue
         df = r.metrics_dataframe.sort_values("epoch").drop_duplicates("epoch", keep="last")
         histories[int(r.config["seed"])] = df.to_dict("records")
+    if not histories:
+        raise RuntimeError(f"[{key}] every final run failed: see {exp_dir / FAILURES}")
     return histories
 
 

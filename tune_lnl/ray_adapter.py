@@ -7,7 +7,9 @@ Importing this module works without Ray; only instantiating the Trainable needs 
 """
 from __future__ import annotations
 
+import math
 import os
+import traceback
 
 try:
     from ray.tune import Trainable
@@ -27,8 +29,22 @@ class MethodTrainable(Trainable):
         self.method = self.method_cls({**self._base, **config})
 
     def step(self) -> dict:
-        metrics = self.method.step()
+        """One epoch. A failure of the method itself (divergence: a NaN/inf loss or proxy, or any
+        exception it raises) is deterministic, so it is REPORTED, not raised: the result carries
+        ``failed`` and ``error`` and ends the trial, which the searcher records as FAIL and the
+        experiment's ``failures.jsonl`` lists. Only infrastructure faults (the worker process
+        dying) reach Ray, which retries them from the last checkpoint (``max_failures``)."""
+        try:
+            metrics = self.method.step()
+        except Exception as exc:  # noqa: BLE001 -- reported, with its traceback, to the driver
+            last = self.method.history[-1] if self.method.history else {}
+            return {"failed": 1, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                    "epoch": self.method.epoch + 1, "proxy_best": last.get("proxy_best", -math.inf),
+                    "done": True}
+        metrics["failed"] = 0
         metrics["done"] = self.method.done
+        # the seeds travel with every result: result.json alone says how to rerun the trial
+        metrics.update(seed=int(self.method.cfg["seed"]), noise_seed=int(self.method.cfg["noise_seed"]))
         return metrics
 
     def save_checkpoint(self, checkpoint_dir: str):

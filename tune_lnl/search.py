@@ -14,9 +14,12 @@ Experiment folder ``<storage>/<name>/``::
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import socket
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -53,6 +56,36 @@ def manifest(exp, args, methods, settings, num_samples, seeds) -> dict:
             "settings": settings, "num_samples": num_samples, "final_seeds": seeds}
 
 
+def lock_experiment(exp_dir: Path):
+    """An exclusive ``flock`` on ``<exp_dir>/.lock``: a second search (or ``--resume``) into the
+    same experiment while this one runs is refused. The kernel drops the lock when the process
+    ends, however it ends, so a killed search can always be resumed."""
+    f = open(exp_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        fail(f"{exp_dir} is in use by another running search ({f.read().strip() or 'unknown process'}); "
+             f"wait for it, stop it, or choose another --name")
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    f.flush()
+    return f
+
+
+def check_device(exp) -> None:
+    """An explicit CUDA device needs a GPU here (trials would fail one by one otherwise)."""
+    import torch
+    for method, space in exp.methods.items():
+        if space.device.startswith("cuda") and not torch.cuda.is_available():
+            fail(f"{exp.path}: device: {space.device!r} but this machine has no usable CUDA GPU; "
+                 f"use 'auto' (GPU when there is one) or 'cpu'")
+    if not torch.cuda.is_available() and exp.first.search["gpus_per_trial"] > 0:
+        print(f"note: no GPU here: search.gpus_per_trial {exp.first.search['gpus_per_trial']} is not requested; "
+              f"trials run on the CPU", flush=True)
+
+
 def _pick(kind: str, wanted, available) -> list[str]:
     for x in wanted or []:
         if x not in available:
@@ -68,8 +101,8 @@ def main(argv=None) -> int:
         fail(str(exc))
     methods = _pick("methods", args.methods, list(exp.methods))
     settings = _pick("settings", args.settings, exp.settings)
-    num_samples = args.num_samples or exp.first.num_samples
-    n_seeds = args.seeds or exp.first.final_seeds
+    num_samples = exp.first.num_samples if args.num_samples is None else args.num_samples  # 0 is refused,
+    n_seeds = exp.first.final_seeds if args.seeds is None else args.seeds                 # not "default"
     if num_samples < 1 or num_samples > 10000:
         fail(f"--num-samples must lie in [1, 10000], got {num_samples}")
     if n_seeds < 1 or n_seeds > 100:
@@ -79,20 +112,31 @@ def main(argv=None) -> int:
         check_data(exp.dataset, data_root)
     except DataNotFoundError as exc:
         fail(str(exc))
+    if not args.address:
+        check_device(exp)
     name = args.name or (exp.name + ("-smoke" if args.smoke else ""))
     exp_dir = Path(args.storage_path).expanduser().resolve() / name
     wanted = manifest(exp, args, methods, settings, num_samples, n_seeds)
     man_path = exp_dir / "experiment.yaml"
+    if args.resume and not man_path.exists():
+        fail(f"--resume: {exp_dir} holds no experiment (no experiment.yaml)")
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        probe = exp_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        fail(f"--storage-path: cannot write into {exp_dir} ({exc.strerror or exc})")
+    lock = lock_experiment(exp_dir)  # held until this process ends (also by SIGKILL)
     if args.resume:
-        if not man_path.exists():
-            fail(f"--resume: {exp_dir} holds no experiment (no experiment.yaml)")
         if yaml.safe_load(man_path.read_text()) != json.loads(json.dumps(wanted)):
             fail(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, budget or "
                  f"--smoke differ)")
     elif man_path.exists():
         fail(f"{exp_dir} already holds an experiment: use --resume to continue it, or another --name")
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    man_path.write_text(yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
+    tmp = man_path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
+    os.replace(tmp, man_path)
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
@@ -136,8 +180,11 @@ def main(argv=None) -> int:
     for method in methods:
         runs[method] = {}
         for setting in settings:
-            histories = engine.finals_setting(exp.methods[method], setting, best[method][setting]["config"],
-                                              exp_dir, seeds, resume=args.resume)
+            try:
+                histories = engine.finals_setting(exp.methods[method], setting, best[method][setting]["config"],
+                                                  exp_dir, seeds, resume=args.resume)
+            except RuntimeError as exc:
+                fail(str(exc))
             runs[method][setting] = {seed: engine.summarize_run(h, exp.finals["last_k"])
                                      for seed, h in histories.items()}
     table = write_finals(exp_dir, exp, runs)
@@ -145,6 +192,7 @@ def main(argv=None) -> int:
     print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md, optuna.db\n"
           f"TensorBoard: tensorboard --logdir {exp_dir}", flush=True)
     ray.shutdown()
+    lock.close()
     return 0
 
 

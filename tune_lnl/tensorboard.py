@@ -21,7 +21,7 @@ NOT_SCALARS = {"epoch", "done", "training_iteration", "timesteps_total", "episod
                "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
                "iterations_since_restore", "pid", "node_ip", "hostname", "date", "trial_id",
                "experiment_tag", "timesteps_since_restore", "config", "checkpoint_dir_name",
-               "should_checkpoint"}
+               "should_checkpoint", "seed", "noise_seed", "failed"}
 
 
 def hparam_values(config: dict) -> dict:

@@ -1,0 +1,169 @@
+"""The table of bad inputs: each row is one mistake a user can make on the command line, in a
+search-space file or in the data folder. Every one must stop `python -m tune_lnl.search` with
+exit code 2 BEFORE any trial runs, with a message naming what is wrong (file, key, value, what
+is allowed), and must leave no experiment.yaml behind that a later --resume could trip over.
+(The YAML-level table with 55 single-key mutations is tests/test_config.py; the multi-method
+one tests/test_search_spaces.py; bad checkpoints tests/test_checkpoint.py.)"""
+import fcntl
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tune_lnl import search
+
+REPO = Path(__file__).resolve().parents[1]
+MLC = REPO / "search_spaces" / "mlc_mnist.yaml"
+
+
+def _space(tmp_path, mutate=None, name="space.yaml"):
+    raw = yaml.safe_load(MLC.read_text())
+    if mutate:
+        mutate(raw)
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return p
+
+
+def _setup_existing(tmp_path, data_root, manifest_space):
+    """An experiment folder ``results/mlc_mnist`` holding the manifest of ``manifest_space``."""
+    exp = tmp_path / "results" / "mlc_mnist"
+    exp.mkdir(parents=True)
+    args = search.parse_args(["--space", str(manifest_space)])
+    from tune_lnl.config import load_experiment
+    e = load_experiment(manifest_space)
+    doc = search.manifest(e, args, list(e.methods), e.settings, e.first.num_samples, e.first.final_seeds)
+    (exp / "experiment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return exp
+
+
+def _partial_mnist(tmp_path, data_root):
+    raw = tmp_path / "partial" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        shutil.copy(data_root / "MNIST" / "raw" / name, raw / name)
+    return raw.parents[1]
+
+
+def _truncated_mnist(tmp_path, data_root):
+    raw = tmp_path / "trunc" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        shutil.copy(data_root / "MNIST" / "raw" / name, raw / name)
+    with open(raw / "t10k-labels-idx1-ubyte", "r+b") as f:
+        f.truncate(5000)
+    return raw.parents[1]
+
+
+# (id, argv builder(tmp_path, data_root) -> list, substrings the message must contain)
+CASES = [
+    ("malformed-yaml", lambda t, d: ["--space", str(_write(t, "a: [1, 2\n"))], ["malformed YAML", "bad.yaml"]),
+    ("missing-space-file", lambda t, d: ["--space", str(t / "nope.yaml")], ["nope.yaml", "no such file"]),
+    ("unknown-method", lambda t, d: ["--space", str(_space(t, lambda r: r.update(method="mlcc")))],
+     ["space.yaml", "method", "'mlcc'", "allowed"]),
+    ("unknown-dataset", lambda t, d: ["--space", str(_space(t, lambda r: r.update(dataset="svhn")))],
+     ["dataset", "'svhn'", "allowed: mnist, cifar10, clothing1m"]),
+    ("unknown-model", lambda t, d: ["--space", str(_space(t, lambda r: r["fixed"].update(model="resnet99")))],
+     ["fixed.model", "'resnet99'", "allowed"]),
+    ("unknown-noise-type", lambda t, d: ["--space", str(_space(
+        t, lambda r: r["settings"]["sym-0.2"]["noise"].update(type="asym")))], ["settings.sym-0.2.noise.type", "'asym'"]),
+    ("unknown-proxy", lambda t, d: ["--space", str(_space(t, lambda r: r.update(proxy="test")))],
+     ["proxy", "'test'", "allowed"]),
+    ("unknown-setting-name", lambda t, d: ["--space", str(MLC), "--settings", "sym-0.9"],
+     ["--settings", "'sym-0.9'", "sym-0.2"]),
+    ("unknown-method-filter", lambda t, d: ["--space", str(MLC), "--methods", "jocor"], ["--methods", "'jocor'", "mlc"]),
+    ("noise-rate-above-one", lambda t, d: ["--space", str(_space(
+        t, lambda r: r["settings"]["sym-0.2"]["noise"].update(rate=1.2)))], ["settings.sym-0.2.noise.rate", "1.2", "[0, 1)"]),
+    ("forget-rate-negative", lambda t, d: ["--space", str(_space(
+        t, lambda r: r["settings"]["sym-0.2"]["space"].update(forget_rate={"low": -0.1, "high": 0.3})))],
+     ["settings.sym-0.2.space.forget_rate.low", "-0.1"]),
+    ("empty-range", lambda t, d: ["--space", str(_space(t, lambda r: r["space"].update(K={"low": 3.0, "high": 3.0})))],
+     ["space.K", "empty or inverted"]),
+    ("inverted-range", lambda t, d: ["--space", str(_space(t, lambda r: r["space"].update(K={"low": 9.0, "high": 3.0})))],
+     ["space.K", "empty or inverted"]),
+    ("log-range-touching-zero", lambda t, d: ["--space", str(_space(
+        t, lambda r: r["space"].update(xi={"low": 0.0, "high": 1.0, "log": True})))], ["space.xi.low", "log range"]),
+    ("device-unknown", lambda t, d: ["--space", str(_space(t, lambda r: r.update(device="gpu0")))],
+     ["device", "'gpu0'", "cuda:N"]),
+    ("too-many-seeds", lambda t, d: ["--space", str(MLC), "--seeds", "1000"], ["--seeds", "[1, 100]", "1000"]),
+    ("too-many-trials", lambda t, d: ["--space", str(MLC), "--num-samples", "20000"], ["--num-samples", "20000"]),
+    ("zero-trials", lambda t, d: ["--space", str(MLC), "--num-samples", "0"], ["--num-samples", "0"]),
+    ("zero-seeds", lambda t, d: ["--space", str(MLC), "--seeds", "0"], ["--seeds", "0"]),
+    ("data-root-missing", lambda t, d: ["--space", str(MLC), "--data-root", str(t / "nodata")],
+     ["MNIST not found", "nodata/MNIST/raw", "train-images-idx3-ubyte"]),
+    ("data-root-incomplete", lambda t, d: ["--space", str(MLC), "--data-root", str(_partial_mnist(t, d))],
+     ["MNIST not found", "partial/MNIST/raw", "t10k-images-idx3-ubyte"]),
+    ("data-file-truncated", lambda t, d: ["--space", str(MLC), "--data-root", str(_truncated_mnist(t, d))],
+     ["t10k-labels-idx1-ubyte", "5000 bytes", "10008 bytes"]),
+    ("storage-path-not-writable", lambda t, d: ["--space", str(MLC), "--storage-path", str(_write(t, "x") / "sub")],
+     ["--storage-path", "cannot write"]),
+    ("resume-of-nothing", lambda t, d: ["--space", str(MLC), "--resume", "--storage-path", str(t / "results")],
+     ["--resume", "holds no experiment"]),
+    ("resume-of-another-experiment", lambda t, d: [
+        "--space", str(MLC), "--resume", "--storage-path",
+        str(_setup_existing(t, d, _space(t, lambda r: r["search"].update(num_samples=7))).parent)],
+     ["--resume", "holds a different experiment"]),
+    ("new-search-into-existing-experiment", lambda t, d: [
+        "--space", str(MLC), "--storage-path", str(_setup_existing(t, d, MLC).parent)],
+     ["already holds an experiment", "--resume", "--name"]),
+]
+if not torch.cuda.is_available():
+    CASES.append(("cuda-device-without-gpu", lambda t, d: ["--space", str(_space(t, lambda r: r.update(device="cuda")))],
+                  ["device: 'cuda'", "no usable CUDA GPU"]))
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    return p
+
+
+def _manifests(root: Path) -> set:
+    return {p for p in root.rglob("experiment.yaml")}
+
+
+@pytest.mark.parametrize("case,argv,expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_early_and_explained(tmp_path, data_root, capsys, case, argv, expected, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default ./results lands here
+    args = argv(tmp_path, data_root)
+    if "--data-root" not in args:
+        args += ["--data-root", str(data_root)]
+    if "--storage-path" not in args:
+        args += ["--storage-path", str(tmp_path / "results")]
+    before = _manifests(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        search.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    for part in expected:
+        assert part in err, (part, err)
+    assert _manifests(tmp_path) == before  # nothing written that a later --resume would trust
+
+
+def test_a_running_experiment_is_locked(tmp_path, data_root, capsys):
+    """Two processes never drive one experiment: while one holds the lock (here: this test), a
+    second search or --resume into it is refused, naming the holder."""
+    exp = _setup_existing(tmp_path, data_root, MLC)
+    with open(exp / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 12345 on testhost since now\n")
+        held.flush()
+        with pytest.raises(SystemExit) as exit_info:
+            search.main(["--space", str(MLC), "--resume", "--storage-path", str(exp.parent),
+                         "--data-root", str(data_root)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "in use by another running search" in err and "pid 12345 on testhost" in err
+
+
+def test_gpu_fraction_without_a_gpu_is_explained(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from tune_lnl.config import load_experiment
+    search.check_device(load_experiment(MLC))  # gpus_per_trial 0.25 in the file
+    out = capsys.readouterr().out
+    assert "no GPU here" in out and "gpus_per_trial 0.25 is not requested" in out

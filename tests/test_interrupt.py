@@ -1,0 +1,154 @@
+"""Kill and resume, for real: a `--smoke` search is SIGKILLed (its whole process group) while
+trials run, and again after its finals started; the same command with `--resume` must keep the
+finished trials, continue running ones from their last checkpoint (at most one epoch redone),
+bring the Optuna study to the requested number of trials, and run the finals once."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPACE = "search_spaces/mlc_mnist.yaml"
+SETTING = "sym-0.2"
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _cmd(storage, data_root, *extra):
+    return [sys.executable, "-m", "tune_lnl.search", "--space", SPACE, "--smoke", "--settings", SETTING,
+            "--data-root", str(data_root), "--storage-path", str(storage), *extra]
+
+
+def _epochs(trial_dir: Path) -> list[int]:
+    f = trial_dir / "result.json"
+    if not f.exists():
+        return []
+    return [json.loads(l)["epoch"] for l in f.read_text().splitlines() if l.strip()]
+
+
+def _trial_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*/") if (p / "result.json").exists()) if folder.exists() else []
+
+
+def _run_and_kill(cmd, repo, when, timeout=600):
+    """Start ``cmd`` in its own session; SIGKILL the whole group as soon as ``when()`` holds."""
+    log = open(Path(cmd[cmd.index("--storage-path") + 1]) / "search.log", "a")
+    proc = subprocess.Popen(cmd, cwd=repo, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        while not when():
+            if proc.poll() is not None:
+                pytest.fail("the search ended before it could be killed:\n" + Path(log.name).read_text()[-3000:])
+            if time.monotonic() - t0 > timeout:
+                pytest.fail("the kill condition never held")
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(1.0)  # let the kernel reap the group (and release the experiment lock)
+
+
+def _resume(cmd, repo):
+    proc = subprocess.run(cmd + ["--resume"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _check_complete(exp: Path, space):
+    import optuna
+    study = optuna.load_study(study_name=f"mlc/{SETTING}", storage=f"sqlite:///{exp / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == space.num_samples and set(states) <= {"COMPLETE", "PRUNED"}, states
+    epochs = space.paper_config(SETTING, "/")["epochs"]
+    for d in _trial_dirs(exp / "search" / "mlc" / SETTING) + _trial_dirs(exp / "finals" / "mlc" / SETTING):
+        seq = _epochs(d)
+        assert seq[0] == 1, (d, seq)
+        assert len(list(d.glob("checkpoint_*"))) <= 2  # bounded: num_to_keep
+        steps = [b - a for a, b in zip(seq, seq[1:])]
+        assert set(steps) <= {0, 1}, (d, seq)  # a restart redoes at most the one unsaved epoch
+    finals = _trial_dirs(exp / "finals" / "mlc" / SETTING)
+    assert len(finals) == space.final_seeds  # the finals ran once
+    assert all(_epochs(d)[-1] == epochs for d in finals)
+    rows = (exp / "finals.csv").read_text().splitlines()
+    assert len(rows) == 1 + space.final_seeds
+
+
+@pytest.fixture(scope="module")
+def space(repo):
+    from tune_lnl.config import load_space
+    return load_space(repo / SPACE, smoke_mode=True)
+
+
+def test_sigkill_during_the_search_then_resume(tmp_path, repo, data_root, space):
+    exp = tmp_path / "mlc_mnist-smoke"
+    search = exp / "search" / "mlc" / SETTING
+    cmd = _cmd(tmp_path, data_root)
+    # kill while a trial is between its first and last epoch
+    _run_and_kill(cmd, repo, lambda: any(1 <= len(_epochs(d)) < 4 for d in _trial_dirs(search)))
+    assert not (exp / "finals.csv").exists()
+    before = {d.name: _epochs(d) for d in _trial_dirs(search)}
+    _resume(cmd, repo)
+    _check_complete(exp, space)
+    for name, seq in before.items():  # what had been reported before the kill is kept
+        assert _epochs(search / name)[:len(seq)] == seq
+
+
+def test_sigkill_during_the_finals_then_resume(tmp_path, repo, data_root, space):
+    exp = tmp_path / "mlc_mnist-smoke"
+    finals = exp / "finals" / "mlc" / SETTING
+    cmd = _cmd(tmp_path, data_root)
+    _run_and_kill(cmd, repo, lambda: any(len(_epochs(d)) >= 2 for d in _trial_dirs(finals)))
+    assert (exp / "search" / "mlc" / SETTING / ".done").exists()
+    n_search = len(_trial_dirs(exp / "search" / "mlc" / SETTING))
+    proc = _resume(cmd, repo)
+    assert f"[mlc/{SETTING}] search" not in proc.stdout  # a finished search is not rerun
+    assert len(_trial_dirs(exp / "search" / "mlc" / SETTING)) == n_search
+    _check_complete(exp, space)
+
+
+def _trial_workers(pgid: int) -> list[int]:
+    """pids of Ray actor processes running a Trainable under the search started as process
+    group ``pgid`` (workers get their own group; their parent, the raylet, is in ours)."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,pgid=,args="], capture_output=True, text=True).stdout
+    procs = [line.strip().split(None, 3) for line in out.splitlines() if line.strip()]
+    group = {int(pid): int(g) for pid, _, g, _ in procs}
+    return [int(pid) for pid, ppid, _, args in procs
+            if args.startswith("ray::") and "Trainable" in args and group.get(int(ppid)) == pgid]
+
+
+def test_a_dying_trial_worker_is_retried_from_its_checkpoint(tmp_path, repo, data_root, space):
+    """An infrastructure fault: a trial's worker process is SIGKILLed mid-trial. Ray restarts
+    the trial from its last checkpoint (bounded retries); the search finishes normally and
+    records no failure."""
+    exp = tmp_path / "mlc_mnist-smoke"
+    search = exp / "search" / "mlc" / SETTING
+    log = open(tmp_path / "search.log", "w")
+    proc = subprocess.Popen(_cmd(tmp_path, data_root), cwd=repo, env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    killed = None
+    t0 = time.monotonic()
+    try:
+        while killed is None and time.monotonic() - t0 < 300 and proc.poll() is None:
+            if any(2 <= len(_epochs(d)) < 4 for d in _trial_dirs(search)):
+                workers = _trial_workers(proc.pid)
+                if workers:
+                    os.kill(workers[0], signal.SIGKILL)
+                    killed = workers[0]
+            time.sleep(0.2)
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    out = (tmp_path / "search.log").read_text()
+    assert killed is not None, "no trial worker was found to kill"
+    assert proc.returncode == 0, out[-3000:]
+    assert not (exp / "failures.jsonl").exists()  # retried, not failed
+    assert any((d / "error.txt").exists() for d in _trial_dirs(search))  # the fault did happen
+    _check_complete(exp, space)
