@@ -97,3 +97,12 @@ def test_the_noise_seed_alone_fixes_the_noisy_labels(data_root):
     c = load_noisy_data(tiny_cfg("ce", data_root, noise_seed=5))      # other noise seed
     assert torch.equal(a.train_noisy, b.train_noisy) and torch.equal(a.train_x, b.train_x)
     assert not torch.equal(a.train_noisy, c.train_noisy)
+
+
+def test_train_cli_reports_divergence(tmp_path, data_root, capsys):
+    from tune_lnl import train
+    space = tmp_path / "diverge.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    rc = train.main(["--config", str(space), "--setting", "sym-0.2", "--smoke", "--data-root", str(data_root)])
+    assert rc == 1
+    assert "diverged" in capsys.readouterr().err

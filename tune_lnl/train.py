@@ -79,7 +79,11 @@ def main(argv=None) -> int:
           f"{info['n_test']} test; realised noise {'real (unknown)' if noise is None else f'{noise:.4f}'}; "
           f"device {method.device}", flush=True)
     while not method.done:
-        m = method.step()
+        try:
+            m = method.step()
+        except FloatingPointError as exc:
+            print(f"error: {exc} (lower the learning rate or check the config)", file=sys.stderr)
+            return 1
         print(f"epoch {m['epoch']:4d}  proxy({cfg['proxy']}) {m['proxy']:.4f}  best {m['proxy_best']:.4f}"
               f"@{m['proxy_best_epoch']}  test {m['test_acc']:.4f}  time {m['epoch_time']:.2f}s", flush=True)
     if args.checkpoint:
