@@ -36,7 +36,8 @@ if str(ROOT) not in sys.path:
 
 from trainables.mlc import MLC  # noqa: E402
 from tune_lnl.config import load_space  # noqa: E402
-from tune_lnl.method import adam  # noqa: E402
+from tune_lnl.label_table import stage_of  # noqa: E402
+from tune_lnl.method import make_optimizer  # noqa: E402
 from tune_lnl.models import MLP  # noqa: E402
 
 
@@ -72,7 +73,7 @@ class Floor:
         for s in train_x.shape[1:]:
             n_in *= s
         self.nets = [MLP(n_in, 256, 10).to(train_x.device) for _ in range(2)]
-        self.opts = [adam(n.parameters(), 1e-3) for n in self.nets]  # same (fused) Adam as the methods
+        self.opts = [make_optimizer(n.parameters(), {"lr": 1e-3}) for n in self.nets]  # the methods' (fused) Adam
         self.gen = torch.Generator(device=train_x.device).manual_seed(seed)
 
     def epoch(self) -> None:
@@ -132,7 +133,7 @@ def run(args) -> str:
         print(f"[threads={n_threads}] floor {floor_s:.3f} s  raw {['%.3f' % t for t in raw]}", flush=True)
         cells = []
         for stage, e in zip((1, 2, 3), stage_epochs):
-            if method.stage_of(e) != stage:
+            if stage_of(e, method.cfg) != stage:
                 raise SystemExit(f"epoch index {e} is not in stage {stage}")
 
             def one_epoch(e=e):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from trainables.ce import CE
-from trainables.pencil import PENCIL, label_update, lr_at, per_sample_loss, stage_of
+from trainables.pencil import PENCIL, label_update, per_sample_loss
+from tune_lnl.label_table import stage_lr, stage_of
 from tune_lnl.data import load_noisy_data
 
 from method_helpers import assert_exact_resume, tiny_cfg
@@ -84,7 +85,7 @@ def test_label_update_by_hand():
 def test_schedule():
     cfg = {"stage1": 2, "stage2": 5, "lr": 1e-3, "lr2": 1e-4}
     assert [stage_of(e, cfg) for e in range(7)] == [1, 1, 2, 2, 2, 3, 3]
-    assert [lr_at(e, cfg) for e in range(7)] == [1e-3] * 5 + [1e-4] * 2
+    assert [stage_lr(e, cfg) for e in range(7)] == [1e-3] * 5 + [1e-4] * 2
 
 
 def _cfg(data_root, **kw):

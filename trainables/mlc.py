@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tune_lnl.label_table import gradient_step, init_table, stage_lr, stage_of
 from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
@@ -46,10 +47,8 @@ PAPER_MNIST = {
 def lr_at(epoch: int, cfg: dict) -> float:
     """paper: ``lr`` before stage2, then ``lr2``. official: ``lr`` before stage2, then ``lr2``,
     ``lr2/10``, ``lr2/100`` over successive thirds of the remaining epochs."""
-    if epoch < cfg["stage2"]:
-        return cfg["lr"]
-    if cfg["variant"] == "paper":
-        return cfg["lr2"]
+    if epoch < cfg["stage2"] or cfg["variant"] == "paper":
+        return stage_lr(epoch, cfg)
     rest = max(1, cfg["epochs"] - cfg["stage2"])
     return cfg["lr2"] / 10 ** min(2, (epoch - cfg["stage2"]) * 3 // rest)
 
@@ -114,16 +113,12 @@ class MLC(TwoNetworks):
 
     def build(self) -> None:
         super().build()  # networks A and B, their optimizers, the augmentation
-        d, cfg = self.data, self.cfg
         # Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
-        self.ytilde = cfg["K"] * F.one_hot(d.train_noisy, d.num_classes).float()
-
-    def stage_of(self, epoch: int) -> int:
-        return 1 if epoch < self.cfg["stage1"] else (2 if epoch < self.cfg["stage2"] else 3)
+        self.ytilde = init_table(self.data.train_noisy, self.data.num_classes, self.cfg["K"])
 
     def train_epoch(self) -> dict:
         cfg, e = self.cfg, self.epoch
-        stage = self.stage_of(e)
+        stage = stage_of(e, cfg)
         rate = forget_rate_at(e, cfg["forget_rate"], cfg["num_gradual"])
         lr = lr_at(e, cfg)
         self.set_lr(lr)
@@ -140,9 +135,8 @@ class MLC(TwoNetworks):
             self.update_both(total)
             if stage == 2:
                 # Eq. 7: y~ <- y~ - lambda * (dL1/dy~ + dL2/dy~), every sample of the batch
-                yt = ytilde.clone().requires_grad_(True)
-                (grad,) = torch.autograd.grad(label_loss(logits_a, logits_b, yt, noisy, cfg), yt)
-                self.ytilde[idx] = ytilde - cfg["lambda"] * grad
+                self.ytilde[idx] = gradient_step(
+                    ytilde, lambda yt: label_loss(logits_a, logits_b, yt, noisy, cfg), cfg["lambda"])
             meter.add(total)
         with torch.no_grad():
             dist = float(param_distance(self.net_a, self.net_b, cfg["variant"]))

@@ -33,22 +33,12 @@ sym-0.2), batch 128, Adam; 200 epochs rather than MLC's 320.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from tune_lnl.label_table import gradient_step, init_table, stage_lr, stage_of
 from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
 from tune_lnl.method import OPTIM_DEFAULTS, LossMeter, set_lr
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.single_network import SingleNetwork
-
-
-def stage_of(epoch: int, cfg: dict) -> int:
-    """1 (backbone), 2 (joint network + label learning) or 3 (fine-tuning), 0-based epoch."""
-    return 1 if epoch < cfg["stage1"] else (2 if epoch < cfg["stage2"] else 3)
-
-
-def lr_at(epoch: int, cfg: dict) -> float:
-    """``lr`` before ``stage2``, ``lr2`` from it on (PENCIL / MLC paper Sec. V-A.3)."""
-    return cfg["lr"] if epoch < cfg["stage2"] else cfg["lr2"]
 
 
 def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, stage: int,
@@ -68,10 +58,8 @@ def label_update(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor
                  beta: float, lam: float) -> torch.Tensor:
     """New label rows ``y~ - lambda * dL/dy~`` with ``L`` the stage-2 batch-mean loss on the
     detached ``logits``. Per sample ``dL/dy~ = ((y_d - p) + alpha * (y_d - onehot)) / B``."""
-    yt = ytilde.detach().clone().requires_grad_(True)
-    batch_loss = per_sample_loss(logits.detach(), yt, noisy, 2, alpha, beta).mean()
-    (grad,) = torch.autograd.grad(batch_loss, yt)
-    return ytilde.detach() - lam * grad                     # MLC Eq. 6 (PENCIL's label update)
+    batch_loss = lambda yt: per_sample_loss(logits.detach(), yt, noisy, 2, alpha, beta).mean()
+    return gradient_step(ytilde, batch_loss, lam)          # MLC Eq. 6 (PENCIL's label update)
 
 
 class PENCIL(SingleNetwork):
@@ -85,14 +73,13 @@ class PENCIL(SingleNetwork):
 
     def build(self) -> None:
         super().build()  # the network, its optimizer
-        d = self.data
         # MLC Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
-        self.ytilde = self.cfg["K"] * F.one_hot(d.train_noisy, d.num_classes).float()
+        self.ytilde = init_table(self.data.train_noisy, self.data.num_classes, self.cfg["K"])
 
     def train_epoch(self) -> dict:
         cfg, e = self.cfg, self.epoch
         stage = stage_of(e, cfg)
-        lr = lr_at(e, cfg)
+        lr = stage_lr(e, cfg)
         set_lr(self.opt, lr)
         alpha, beta = cfg["alpha"], cfg["beta"]
         meter = LossMeter(self.device)

@@ -28,7 +28,7 @@ class DeviceData:
         self.val_x, self.val_noisy, self.val_clean = map(to, (data.val_x, data.val_noisy, data.val_clean))
         self.test_x, self.test_y = to(data.test_x), to(data.test_y)
         self.num_classes = data.num_classes
-        self.image_shape = tuple(data.train_x.shape[1:])  # (C, H, W) the model sees
+        self.image_shape = data.image_shape  # (C, H, W) the model sees
         self.info = data.info
         self.default_augment = data.augment
 

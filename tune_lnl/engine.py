@@ -106,11 +106,10 @@ class FailureLog(tune.Callback):
             self._write(trial, "method", result.get("error", "?"), result.get("epoch"))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        err = ""
-        if trial.path and os.path.exists(os.path.join(trial.path, "error.txt")):
-            with open(os.path.join(trial.path, "error.txt")) as f:
-                err = f.read().strip().splitlines()[-1] if f else ""
-        self._write(trial, "worker (retries exhausted)", err or "see error.txt", (trial.last_result or {}).get("epoch"))
+        path = os.path.join(trial.path or "", "error.txt")
+        lines = Path(path).read_text().strip().splitlines() if os.path.exists(path) else []
+        self._write(trial, "worker (retries exhausted)", lines[-1] if lines else "see error.txt",
+                    (trial.last_result or {}).get("epoch"))
 
 
 class ProgressCallback(tune.Callback):

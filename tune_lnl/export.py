@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from .engine import mean_std
 BEST_KIND = "tune_lnl.best_configs"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash never leaves a half-written file there."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -25,7 +27,7 @@ def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]]) -> Non
            "space_file": str(exp.path),
            "selected_by": "proxy_best (max of the proxy over epochs; test accuracy never used)",
            "methods": best}
-    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
 
 
 FIELDS = ["method", "setting", "seed", "best", "best_epoch", "proxy", "last", "oracle_max", "epochs"]
@@ -36,18 +38,17 @@ def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]]
     Writes ``finals.csv`` (one row per method, setting and seed) and ``finals.md``: rows are
     methods, columns settings with "best" and "last" per cell (the MLC paper's Tables II/III),
     then the test-selected oracle figure in a table of its own."""
-    tmp = exp_dir / "finals.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        for method, per_setting in runs.items():
-            for setting, per_seed in per_setting.items():
-                for seed, summary in sorted(per_seed.items()):
-                    w.writerow({"method": method, "setting": setting, "seed": seed,
-                                **{k: summary[k] for k in FIELDS[3:]}})
-    os.replace(tmp, exp_dir / "finals.csv")
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=FIELDS)
+    w.writeheader()
+    for method, per_setting in runs.items():
+        for setting, per_seed in per_setting.items():
+            for seed, summary in sorted(per_seed.items()):
+                w.writerow({"method": method, "setting": setting, "seed": seed,
+                            **{k: summary[k] for k in FIELDS[3:]}})
+    atomic_write(exp_dir / "finals.csv", buf.getvalue())
     text = finals_markdown(exp, runs)
-    _atomic_write(exp_dir / "finals.md", text)
+    atomic_write(exp_dir / "finals.md", text)
     return text
 
 

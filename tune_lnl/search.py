@@ -77,7 +77,7 @@ def lock_experiment(exp_dir: Path):
 def check_device(exp) -> None:
     """An explicit CUDA device needs a GPU here (trials would fail one by one otherwise)."""
     import torch
-    for method, space in exp.methods.items():
+    for space in exp.methods.values():
         if space.device.startswith("cuda") and not torch.cuda.is_available():
             fail(f"{exp.path}: device: {space.device!r} but this machine has no usable CUDA GPU; "
                  f"use 'auto' (GPU when there is one) or 'cpu'")

@@ -1,0 +1,35 @@
+"""The per-sample label table ``y~`` of PENCIL and MLC, and their shared three-stage schedule.
+
+Both methods keep one row ``y~_i`` per training sample, initialised ``K * onehot(noisy)`` (MLC
+paper Eq. 4), train in three stages by 0-based epoch (1: backbone, 2: joint network and label
+learning, 3: fine-tuning on the frozen table), use ``lr`` before ``stage2`` and ``lr2`` from
+it on, and move the table by a plain gradient step ``y~ <- y~ - lambda * dL/dy~`` (MLC Eq. 7,
+PENCIL's update). Each method writes its own loss ``L``; only the mechanics live here."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def init_table(noisy: torch.Tensor, num_classes: int, K: float) -> torch.Tensor:
+    """MLC Eq. 4: ``y~ = K * onehot(noisy label)``, one row per training sample."""
+    return K * F.one_hot(noisy, num_classes).float()
+
+
+def stage_of(epoch: int, cfg: dict) -> int:
+    """1 (backbone), 2 (joint network + label learning) or 3 (fine-tuning), 0-based epoch."""
+    return 1 if epoch < cfg["stage1"] else (2 if epoch < cfg["stage2"] else 3)
+
+
+def stage_lr(epoch: int, cfg: dict) -> float:
+    """``lr`` before ``stage2``, ``lr2`` from it on (MLC paper Sec. V-A.3)."""
+    return cfg["lr"] if epoch < cfg["stage2"] else cfg["lr2"]
+
+
+def gradient_step(ytilde: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor], lam: float) -> torch.Tensor:
+    """New rows ``y~ - lambda * d loss_of(y~) / d y~`` (``loss_of`` must use detached logits)."""
+    yt = ytilde.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss_of(yt), yt)
+    return ytilde.detach() - lam * grad
