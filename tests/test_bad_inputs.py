@@ -92,6 +92,12 @@ CASES = [
     ("too-many-trials", lambda t, d: ["--space", str(MLC), "--num-samples", "20000"], ["--num-samples", "20000"]),
     ("zero-trials", lambda t, d: ["--space", str(MLC), "--num-samples", "0"], ["--num-samples", "0"]),
     ("zero-seeds", lambda t, d: ["--space", str(MLC), "--seeds", "0"], ["--seeds", "0"]),
+    ("workers-zero", lambda t, d: ["--space", str(MLC), "--backend", "optuna", "--workers", "0"],
+     ["--workers", "[1, 256]", "0"]),
+    ("workers-with-ray-backend", lambda t, d: ["--space", str(MLC), "--backend", "ray", "--workers", "2"],
+     ["--workers", "--backend optuna"]),
+    ("address-with-optuna-backend", lambda t, d: ["--space", str(MLC), "--backend", "optuna", "--address", "h:6379"],
+     ["--address", "--backend ray"]),
     ("data-root-missing", lambda t, d: ["--space", str(MLC), "--data-root", str(t / "nodata")],
      ["MNIST not found", "nodata/MNIST/raw", "train-images-idx3-ubyte"]),
     ("data-root-incomplete", lambda t, d: ["--space", str(MLC), "--data-root", str(_partial_mnist(t, d))],
@@ -167,3 +173,20 @@ def test_gpu_fraction_without_a_gpu_is_explained(capsys):
     search.check_device(load_experiment(MLC))  # gpus_per_trial 0.25 in the file
     out = capsys.readouterr().out
     assert "no GPU here" in out and "gpus_per_trial 0.25 is not requested" in out
+
+
+def test_backend_ray_where_ray_is_missing_is_explained(monkeypatch, capsys):
+    """Where Ray is not installed (the lent GPU machines): ``--backend ray`` says what to do,
+    ``auto`` quietly picks the Optuna backend."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.split(".")[0] == "ray"
+                        else real(name, *a))
+    assert search.resolve_backend("auto", None) == "optuna"
+    with pytest.raises(SystemExit) as exit_info:
+        search.resolve_backend("ray", None)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Ray Tune is not installed" in err and "--backend optuna" in err
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert search.resolve_backend("auto", None) == "ray"  # installed here

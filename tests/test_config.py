@@ -141,6 +141,14 @@ BAD = [
     ("stage2-after-epochs", _set("fixed", "stage2", 400), ["stage2", "400"]),
     ("smoke-stage1-after-stage2", _set("smoke", "fixed", "stage1", 5), ["smoke", "stage1", "5"]),
     ("search-num-samples-zero", _set("search", "num_samples", 0), ["search.num_samples", "0"]),
+    ("search-pruner-unknown", _set("search", "pruner", "asha"), ["search.pruner", "'asha'"]),
+    ("search-pruner-not-a-string", _set("search", "pruner", 3), ["search.pruner", "3"]),
+    ("amp-unknown", _set("fixed", "amp", "fp16"), ["fixed.amp", "'fp16'"]),
+    ("amp-boolean", _set("fixed", "amp", True), ["fixed.amp", "True"]),
+    ("channels-last-string", _set("fixed", "channels_last", "yes"), ["fixed.channels_last", "'yes'"]),
+    ("compile-int", _set("fixed", "compile", 1), ["fixed.compile", "1"]),
+    ("compile-in-setting-string", _set("settings", "sym-0.2", "fixed", {"compile": "true"}),
+     ["settings.sym-0.2.fixed.compile", "'true'"]),
     ("missing-method", _del("method"), ["method"]),
     ("no-settings", _set("settings", {}), ["settings"]),
 ]
@@ -209,3 +217,17 @@ def test_non_mapping_top_level_raises_config_error(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_space(path)
     assert str(path) in str(exc.value)
+
+
+def test_speed_switches_and_pruner_default_off_and_settable(tmp_path, real_raw):
+    sp = load_space(SPACE_FILE)
+    cfg = sp.paper_config("sym-0.2", str(tmp_path))
+    assert (cfg["amp"], cfg["channels_last"], cfg["compile"]) == ("none", False, False)
+    assert sp.search["pruner"] == "successive_halving"
+    raw = copy.deepcopy(real_raw)
+    raw["fixed"].update(amp="bf16", channels_last=True, compile=True)
+    raw["search"]["pruner"] = "hyperband"
+    sp = load_space(_write(tmp_path, raw))
+    cfg = sp.paper_config("sym-0.2", str(tmp_path))
+    assert (cfg["amp"], cfg["channels_last"], cfg["compile"]) == ("bf16", True, True)
+    assert sp.search["pruner"] == "hyperband"

@@ -29,22 +29,22 @@ SPACE = {
 }
 
 
-@pytest.fixture(scope="module")
-def diverging_search(tmp_path_factory, repo, data_root):
+@pytest.fixture(scope="module", params=["ray", "optuna"])
+def diverging_search(request, tmp_path_factory, repo, data_root):
     tmp = tmp_path_factory.mktemp("faults")
     space = tmp / "diverge.yaml"
     space.write_text(yaml.safe_dump(SPACE))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.run([sys.executable, "-m", "tune_lnl.search", "--space", str(space), "--smoke",
-                           "--data-root", str(data_root), "--storage-path", str(tmp)],
+                           "--data-root", str(data_root), "--storage-path", str(tmp), "--backend", request.param],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     return tmp / "diverge-smoke", proc
 
 
 def test_diverged_trials_fail_and_the_search_goes_on(diverging_search):
-    import optuna
+    from tune_lnl.studies import open_study
     exp, proc = diverging_search
-    study = optuna.load_study(study_name="ce/sym-0.2", storage=f"sqlite:///{exp / 'optuna.db'}")
+    study = open_study(exp, "ce/sym-0.2")
     trials = study.trials
     assert len(trials) == 4  # the search went on to the requested number of trials
     bad = [t for t in trials if t.params["lr"] == 1e30]

@@ -19,14 +19,18 @@ import yaml
 
 from .data import DATASETS, REAL_NOISE
 from .method import PROXIES
-from .methods import METHOD_NAMES, defaults_of
+from .methods import AMP_MODES, METHOD_NAMES, defaults_of
 from .models import MODELS
 from .noise import NOISE_TYPES
 
 TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "noise_seed", "device",
             "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
 SEARCH_KEYS = {"num_samples": int, "seed": int, "grace_period": int, "reduction_factor": int,
-               "cpus_per_trial": (int, float), "gpus_per_trial": (int, float)}
+               "cpus_per_trial": (int, float), "gpus_per_trial": (int, float), "pruner": str}
+#: ``search.pruner`` of the Ray-free Optuna backend: Optuna's SuccessiveHalvingPruner (ASHA's
+#: rungs: ``grace_period``, ``reduction_factor``) or HyperbandPruner (several such brackets). The
+#: Ray Tune backend always uses ASHA and ignores it.
+PRUNERS = ("successive_halving", "hyperband")
 FINALS_KEYS = {"seeds": int, "last_k": int}
 SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor", "fixed"}
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
@@ -38,9 +42,9 @@ POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradu
 NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T", "weight_decay", "init_epoch"}
 NON_POSITIVE = {"mu"}  # the paper: mu < 0 separates the networks; mu = 0 switches ld off
 CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS), "optimizer": ("adam", "sgd"),
-           "lr_schedule": ("constant", "step")}
+           "lr_schedule": ("constant", "step"), "amp": AMP_MODES}
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
-                   "cpus_per_trial": 1, "gpus_per_trial": 0.25}
+                   "cpus_per_trial": 1, "gpus_per_trial": 0.25, "pruner": "successive_halving"}
 FINALS_DEFAULTS = {"seeds": 5, "last_k": 10}
 
 
@@ -390,6 +394,7 @@ def _common(ck: _Checker, raw: dict) -> dict:
     search = {**SEARCH_DEFAULTS}
     for k, v in ck.mapping("search", raw.get("search"), set(SEARCH_KEYS)).items():
         search[k] = ck.typed(f"search.{k}", v, SEARCH_KEYS[k])
+    ck.choice("search.pruner", search["pruner"], PRUNERS)
     for k in ("num_samples", "grace_period", "reduction_factor"):
         if search[k] < (2 if k == "reduction_factor" else 1):
             ck.fail(f"search.{k}", "too small", search[k])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .engine import mean_std
+from .studies import mean_std
 
 BEST_KIND = "tune_lnl.best_configs"
 
@@ -34,7 +34,7 @@ FIELDS = ["method", "setting", "seed", "best", "best_epoch", "proxy", "last", "o
 
 
 def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]]) -> str:
-    """``runs``: method -> setting -> seed -> summary (see :func:`tune_lnl.engine.summarize_run`).
+    """``runs``: method -> setting -> seed -> summary (see :func:`tune_lnl.studies.summarize_run`).
     Writes ``finals.csv`` (one row per method, setting and seed) and ``finals.md``: rows are
     methods, columns settings with "best" and "last" per cell (the MLC paper's Tables II/III),
     then the test-selected oracle figure in a table of its own."""

@@ -6,9 +6,17 @@ metrics: the configured proxy (the only thing that selects), test accuracy (logg
 selects), and method-specific statistics. :meth:`state_dict` / :meth:`load_state_dict` capture
 everything needed to continue identically: models, optimizers, per-sample tables, epoch, RNG
 and generator states and the metric history.
+
+Speed switches of every run config (:data:`tune_lnl.methods.SPEED_DEFAULTS`, all off by
+default), applied here so that no method needs to know them: ``amp: bf16`` runs
+:meth:`Method.train_epoch` and :meth:`Method.evaluate` under bf16 autocast, ``channels_last``
+converts the models (and every 4-D input batch) to NHWC, ``compile`` compiles each model in
+place (``nn.Module.compile``: attribute references and state-dict keys unchanged). None of them
+is part of a checkpoint's :meth:`Method.identity`.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .data import NoisyData, load_noisy_data
+from .data import NoisyData, cached_noisy_data
+from .methods import AMP_MODES
 
 #: model-selection proxies (never the test set): a noisy hold-out of the training set, the
 #: training images against their clean labels (synthetic noise only), a clean validation split
@@ -63,6 +72,26 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def autocast_context(device: torch.device, amp: str = "none"):
+    """The context of the run config's ``amp``: nothing (``none``) or bf16 autocast on
+    ``device`` (``bf16``; on CPU as well). Refuses ``bf16`` on a GPU without bf16 support."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    if amp == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"amp: bf16 needs a GPU with bfloat16 support; {device} has none (use amp: none)")
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"unknown amp {amp!r}; allowed: {', '.join(AMP_MODES)}")
+
+
+def _channels_last_input(module: torch.nn.Module, args: tuple):
+    """Forward pre-hook of ``channels_last`` models: a 4-D input tensor becomes NHWC (a no-op for
+    one that already is), whichever path it comes from (training batches, any evaluation)."""
+    if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
+        return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
+    return None
+
+
 class LossMeter:
     """Mean of per-batch losses, accumulated on the device (no host sync per batch)."""
 
@@ -94,7 +123,12 @@ class Method:
     def __init__(self, config: dict, data: NoisyData | None = None):
         self.cfg = dict(config)
         self.device = pick_device(self.cfg.get("device", "auto"))
-        self.data = (data if data is not None else load_noisy_data(self.cfg)).to_device(self.device)
+        self.amp = str(self.cfg.get("amp", "none"))
+        autocast_context(self.device, self.amp)  # refuse a bad amp before loading anything
+        self.channels_last = bool(self.cfg.get("channels_last", False))
+        # the in-memory datasets are shared by every method of this process with the same data
+        # keys (read-only); Clothing1M is loaded afresh (its workers are stopped by close())
+        self.data = data.to_device(self.device) if data is not None else cached_noisy_data(self.cfg, self.device)
         #: batched on-device augmentation ``f(x, generator)`` (the dataset's own), None if off
         self.augment = self.data.default_augment if self.cfg.get("augment", False) else None
         self.gen = torch.Generator(device=self.device).manual_seed(int(self.cfg["seed"]))
@@ -103,6 +137,7 @@ class Method:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(int(self.cfg["seed"]))
             self.build()
+        self.prepare_models()
 
     # -- to implement -------------------------------------------------------------------------
     def build(self) -> None:
@@ -124,6 +159,20 @@ class Method:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------------
+    def prepare_models(self) -> None:
+        """Apply ``channels_last`` and ``compile`` to every model of :meth:`eval_models` (after
+        :meth:`build`; the optimizers keep their parameters: both act in place)."""
+        for model in self.eval_models().values():
+            if self.channels_last:
+                model.to(memory_format=torch.channels_last)
+                model.register_forward_pre_hook(_channels_last_input)
+            if self.cfg.get("compile", False):
+                model.compile()
+
+    def autocast(self):
+        """The run's ``amp`` context (see :func:`autocast_context`)."""
+        return autocast_context(self.device, self.amp)
+
     @property
     def epochs(self) -> int:
         return int(self.cfg["epochs"])
@@ -137,7 +186,15 @@ class Method:
         each batch of one epoch (a permutation from the run's generator, augmented on device)."""
         for model in self.eval_models().values():
             model.train()
-        yield from self.data.batches(int(self.cfg["batch_size"]), self.gen, self.augment)
+        batches = self.data.batches(int(self.cfg["batch_size"]), self.gen, self.augment)
+        if not self.channels_last:
+            yield from batches
+            return
+        with contextlib.closing(batches):
+            for idx, x, noisy in batches:
+                if x.dim() == 4:  # once per batch (the models' hook then finds it NHWC already)
+                    x = x.contiguous(memory_format=torch.channels_last)
+                yield idx, x, noisy
 
     def evaluate(self) -> dict:
         """Test accuracy (logged, never selects) and every held-out proxy the data offers;
@@ -156,12 +213,15 @@ class Method:
     def step(self) -> dict:
         """One epoch of training plus evaluation; returns (and records) the epoch's metrics."""
         t0 = time.perf_counter()
-        stats = self.train_epoch()
+        with self.autocast():
+            stats = self.train_epoch()
         if not math.isfinite(stats.get("train_loss", 0.0)):
             raise FloatingPointError(f"training loss is {stats['train_loss']} at epoch {self.epoch + 1}: diverged")
         self.epoch += 1
         t_train = time.perf_counter() - t0
-        metrics = {"epoch": self.epoch, **stats, **self.evaluate()}
+        with self.autocast():
+            evaluation = self.evaluate()
+        metrics = {"epoch": self.epoch, **stats, **evaluation}
         proxy = metrics[f"{self.cfg['proxy']}_acc"]
         if math.isnan(proxy):
             raise FloatingPointError(f"proxy {self.cfg['proxy']} is NaN at epoch {self.epoch}")
@@ -209,8 +269,23 @@ class Method:
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.load_method_state(state["method_state"])
+        self._match_optimizer_layouts()
         for name in self.tables:
             setattr(self, name, state["tables"][name].to(self.device).clone())
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return [v for v in vars(self).values() if isinstance(v, torch.optim.Optimizer)]
+
+    def _match_optimizer_layouts(self) -> None:
+        """Give every per-parameter optimizer state tensor (Adam's moments, SGD's momentum) its
+        parameter's memory layout: a checkpoint of a ``channels_last`` run loaded into a run
+        without it (or the reverse) restores NHWC moments next to NCHW parameters, and the fused
+        optimizers pair elements by position in memory, not by index."""
+        for opt in self._optimizers():
+            for p, st in opt.state.items():
+                for k, v in st.items():
+                    if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                        st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
     @torch.no_grad()
     def clean_agreement(self, labels: torch.Tensor) -> float:
@@ -222,7 +297,8 @@ class Method:
         return float((labels[known] == self.data.train_clean[known]).float().mean())
 
     def close(self) -> None:
-        """Release what the data holds open (Clothing1M's decoding workers)."""
+        """Release what the data holds open (Clothing1M's decoding workers; never cached, so no
+        other method shares what this closes)."""
         close = getattr(self.data, "close", None)
         if close is not None:
             close()

@@ -21,6 +21,14 @@ METHOD_NAMES = tuple(_REGISTRY)
 #: ResNet-18) and the decoding workers of streamed datasets (Clothing1M; -1: min(8, CPUs))
 BACKBONE_DEFAULTS = {"pretrained": False, "num_workers": -1}
 
+#: run-config keys every method accepts that change how, not what, it computes (all off by
+#: default; see README "Speed switches"): ``amp`` ``none`` | ``bf16`` (bf16 autocast around the
+#: training forward passes and evaluation), ``channels_last`` (NHWC models and 4-D batches),
+#: ``compile`` (``torch.compile`` of each model, in place). Not part of a checkpoint's identity.
+SPEED_DEFAULTS = {"amp": "none", "channels_last": False, "compile": False}
+#: the allowed values of ``amp``
+AMP_MODES = ("none", "bf16")
+
 
 def _lookup(name: str, which: int):
     if name not in _REGISTRY:
@@ -39,4 +47,4 @@ def trainable_class(name: str):
 
 def defaults_of(name: str) -> dict:
     """Every key a run config of ``name`` may set, with its default."""
-    return {**BACKBONE_DEFAULTS, **method_class(name).defaults}
+    return {**BACKBONE_DEFAULTS, **SPEED_DEFAULTS, **method_class(name).defaults}

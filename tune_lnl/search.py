@@ -4,8 +4,9 @@ retrain the winners, export best configs, the finals table, the Optuna studies a
 Experiment folder ``<storage>/<name>/``::
 
     experiment.yaml             what was asked for (checked on --resume)
-    optuna.db                   one Optuna study per method and setting ("<method>/<setting>")
-    search/<method>/<setting>/  Ray Tune trials (results, checkpoints)
+    optuna.db | optuna.journal  one Optuna study per method and setting ("<method>/<setting>"):
+                                SQLite with --backend ray, a journal file with --backend optuna
+    search/<method>/<setting>/  the trials (one folder each: result.json per epoch, checkpoints)
     finals/<method>/<setting>/  the final retrainings, one per seed
     tensorboard/                one run per trial: tensorboard --logdir <storage>/<name>
     best_configs.yaml           each method's and setting's proxy-selected config (tune_lnl.train)
@@ -41,7 +42,13 @@ def parse_args(argv=None):
     p.add_argument("--settings", nargs="+", help="run only these settings")
     p.add_argument("--seeds", type=int, help="number of final seeds (overrides the file)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
-    p.add_argument("--address", help="join an existing Ray cluster (storage must be shared)")
+    p.add_argument("--backend", choices=("auto", "ray", "optuna"), default="auto",
+                   help="ray: Ray Tune + Optuna + ASHA; optuna: Optuna alone with worker processes sharing "
+                        "a journal storage (no Ray needed); auto (default): ray when it is installed")
+    p.add_argument("--workers", type=int,
+                   help="--backend optuna: worker processes (default: CPUs / search.cpus_per_trial, "
+                        "on a GPU at most 1 / search.gpus_per_trial per GPU)")
+    p.add_argument("--address", help="join an existing Ray cluster (storage must be shared; --backend ray)")
     p.add_argument("--smoke", action="store_true", help="tiny budget: a few thousand images, epochs, trials")
     return p.parse_args(argv)
 
@@ -53,7 +60,26 @@ def fail(msg: str) -> None:
 
 def manifest(exp, args, methods, settings, num_samples, seeds) -> dict:
     return {"space_file": str(exp.path), "space": exp.raw, "smoke": bool(args.smoke), "methods": methods,
-            "settings": settings, "num_samples": num_samples, "final_seeds": seeds}
+            "settings": settings, "num_samples": num_samples, "final_seeds": seeds, "backend": args.backend}
+
+
+def resolve_backend(name: str, address) -> str:
+    import importlib.util
+    if name == "optuna":
+        has_ray = False  # not looked for
+    else:
+        try:  # finding ray.tune imports the ray package: a broken install counts as none
+            has_ray = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.tune") is not None
+        except ImportError:
+            has_ray = False
+    if name == "auto":
+        return "ray" if has_ray else "optuna"
+    if name == "ray" and not has_ray:
+        fail("--backend ray: Ray Tune is not installed here; use --backend optuna (Optuna alone, same outputs) "
+             "or pip install 'ray[tune]'")
+    if name == "optuna" and address:
+        fail("--address joins a Ray cluster: it needs --backend ray")
+    return name
 
 
 def lock_experiment(exp_dir: Path):
@@ -107,6 +133,12 @@ def main(argv=None) -> int:
         fail(f"--num-samples must lie in [1, 10000], got {num_samples}")
     if n_seeds < 1 or n_seeds > 100:
         fail(f"--seeds must lie in [1, 100], got {n_seeds}")
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        fail(f"--workers must lie in [1, 256], got {args.workers}")
+    args.backend = resolve_backend(args.backend, args.address)
+    if args.workers is not None and args.backend != "optuna":
+        fail("--workers sets the worker processes of --backend optuna; with Ray use search.cpus_per_trial / "
+             "gpus_per_trial")
     data_root = resolve_data_root(args.data_root)
     try:  # fail before any trial starts, naming the folder to fill
         check_data(exp.dataset, data_root)
@@ -138,40 +170,59 @@ def main(argv=None) -> int:
     tmp.write_text(yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
     os.replace(tmp, man_path)
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    import optuna
-    import ray
-    from . import engine
-    from .export import write_best_configs, write_finals
-    if args.address:
-        ray.init(address=args.address)
+    from .export import atomic_write, write_best_configs, write_finals
+    from .studies import METRIC, best_config, search_stats, study_name, summarize_run
+    if args.backend == "ray":
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        import ray
+        from . import ray_backend as backend
+        if args.address:
+            ray.init(address=args.address)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        extra = {}
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    print(f"experiment: {exp_dir}\nmethods: {', '.join(methods)}; settings: {', '.join(settings)}; "
-          f"{num_samples} trials each; {n_seeds} final seeds; proxy {exp.proxy}; data {data_root}", flush=True)
+        from . import optuna_backend as backend
+        extra = {"workers": args.workers}
+    print(f"experiment: {exp_dir}\nbackend: {args.backend}; methods: {', '.join(methods)}; settings: "
+          f"{', '.join(settings)}; {num_samples} trials each; {n_seeds} final seeds; proxy {exp.proxy}; "
+          f"data {data_root}", flush=True)
 
     best: dict[str, dict] = {}
     for method in methods:
         space = exp.methods[method]
         best[method] = {}
         for setting in settings:
-            key = engine.study_name(method, setting)
+            key = study_name(method, setting)
             done = exp_dir / "search" / method / setting / ".done"  # a finished search is never rerun
             if done.exists():
-                study = optuna.load_study(study_name=key, storage=engine.storage_url(exp_dir))
+                study = backend.load_study(exp_dir, key)
             else:
-                study = engine.search_setting(space, setting, exp_dir, data_root, num_samples, resume=args.resume)
+                t0 = time.monotonic()
+                try:
+                    study = backend.search_setting(space, setting, exp_dir, data_root, num_samples,
+                                                   resume=args.resume, **extra)
+                except RuntimeError as exc:
+                    fail(str(exc))
+                folder = exp_dir / "search" / method / setting
+                stats = search_stats(folder, study, num_samples, int(space.base_config(setting, "")["epochs"]),
+                                     time.monotonic() - t0, args.backend)
+                stats["resumed"] = bool(args.resume)  # then wall_s covers only this part
+                atomic_write(folder / "search_stats.json", json.dumps(stats, indent=1) + "\n")
+                print(f"[{key}] {stats['trial_epochs']} trial-epochs in {stats['wall_s']:.0f} s "
+                      f"({stats['trial_epochs_per_s']} per s); pruning saved {100 * stats['pruning_saved']:.0f}% "
+                      f"of {stats['trial_epochs_without_pruning']}", flush=True)
                 done.touch()
             try:
                 bt = study.best_trial
             except ValueError:
                 fail(f"[{key}] no trial completed; see {exp_dir / 'search' / method / setting}")
             best[method][setting] = {
-                "config": engine.best_config(space, setting, study, data_root), "proxy_best": float(bt.value),
+                "config": best_config(space, setting, study, data_root), "proxy_best": float(bt.value),
                 "optuna_trial": bt.number, "trial_states": dict(Counter(t.state.name for t in study.trials))}
-            print(f"[{key}] best by proxy: trial {bt.number}, {engine.METRIC} {bt.value:.4f}, {bt.params}",
+            print(f"[{key}] best by proxy: trial {bt.number}, {METRIC} {bt.value:.4f}, {bt.params}",
                   flush=True)
     write_best_configs(exp_dir / "best_configs.yaml", exp, best)
 
@@ -181,17 +232,19 @@ def main(argv=None) -> int:
         runs[method] = {}
         for setting in settings:
             try:
-                histories = engine.finals_setting(exp.methods[method], setting, best[method][setting]["config"],
-                                                  exp_dir, seeds, resume=args.resume)
+                histories = backend.finals_setting(exp.methods[method], setting, best[method][setting]["config"],
+                                                   exp_dir, seeds, resume=args.resume, **extra)
             except RuntimeError as exc:
                 fail(str(exc))
-            runs[method][setting] = {seed: engine.summarize_run(h, exp.finals["last_k"])
+            runs[method][setting] = {seed: summarize_run(h, exp.finals["last_k"])
                                      for seed, h in histories.items()}
     table = write_finals(exp_dir, exp, runs)
     print("\n" + table)
-    print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md, optuna.db\n"
+    print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md, "
+          f"{'optuna.db' if args.backend == 'ray' else 'optuna.journal'}\n"
           f"TensorBoard: tensorboard --logdir {exp_dir}", flush=True)
-    ray.shutdown()
+    if args.backend == "ray":
+        ray.shutdown()
     lock.close()
     return 0
 

@@ -5,6 +5,9 @@ Each trial (search or final) is one TensorBoard run: its per-epoch scalars plus 
 experiment-level summary (``_hparams_/experiment``): when one exists TensorBoard shows only that
 run's hyperparameter columns (Ray's default TBX logger writes one per trial, so the first trial's
 keys win); without it TensorBoard builds the columns from the UNION of all sessions.
+
+:class:`RunWriter` needs no Ray (the Optuna backend's workers use it directly);
+:class:`TensorBoardCallback` drives one per trial from the Ray driver.
 """
 from __future__ import annotations
 
@@ -14,14 +17,17 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from ray.tune import Callback
+try:
+    from ray.tune import Callback
+except ImportError:  # the Optuna backend runs without Ray
+    Callback = object  # type: ignore[assignment,misc]
 
 SKIP_HPARAMS = {"data_root", "device"}
 NOT_SCALARS = {"epoch", "done", "training_iteration", "timesteps_total", "episodes_total",
                "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
                "iterations_since_restore", "pid", "node_ip", "hostname", "date", "trial_id",
                "experiment_tag", "timesteps_since_restore", "config", "checkpoint_dir_name",
-               "should_checkpoint", "seed", "noise_seed", "failed"}
+               "should_checkpoint", "seed", "noise_seed", "failed", "trial"}
 
 
 def hparam_values(config: dict) -> dict:
@@ -37,36 +43,43 @@ def run_name(trial) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(trial))
 
 
+class RunWriter:
+    """One TensorBoard run: the hyperparameters (session start), then per-epoch scalars."""
+
+    def __init__(self, logdir: str | Path, config: dict):
+        self.writer = SummaryWriter(log_dir=str(logdir))
+        _, ssi, self._sei = hparams_summary(hparam_values(config), {})
+        self.writer.file_writer.add_summary(ssi)
+
+    def add(self, result: dict) -> None:
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        for k, v in result.items():
+            if k not in NOT_SCALARS and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(k, v, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.file_writer.add_summary(self._sei)  # session end; failures are listed in the study
+        self.writer.close()
+
+
 class TensorBoardCallback(Callback):
-    """Writes ``<logdir>/<trial name>`` runs from the driver (trials need no TensorBoard)."""
+    """Writes ``<logdir>/<trial name>`` runs from the Ray driver (trials need no TensorBoard)."""
 
     def __init__(self, logdir: str | Path, base_config: dict):
         self.logdir = Path(logdir)
         self.base = base_config
-        self.writers: dict[str, SummaryWriter] = {}
-
-    def _writer(self, trial) -> SummaryWriter:
-        if trial.trial_id not in self.writers:
-            w = SummaryWriter(log_dir=str(self.logdir / run_name(trial)))
-            _, ssi, sei = hparams_summary(hparam_values({**self.base, **trial.config}), {})
-            w.file_writer.add_summary(ssi)
-            self.writers[trial.trial_id] = (w, sei)
-        return self.writers[trial.trial_id][0]
+        self.writers: dict[str, RunWriter] = {}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        w = self._writer(trial)
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        for k, v in result.items():
-            if k not in NOT_SCALARS and isinstance(v, (int, float)) and not isinstance(v, bool):
-                w.add_scalar(k, v, step)
-        w.flush()
+        if trial.trial_id not in self.writers:
+            self.writers[trial.trial_id] = RunWriter(self.logdir / run_name(trial), {**self.base, **trial.config})
+        self.writers[trial.trial_id].add(result)
 
     def _close(self, trial):
-        entry = self.writers.pop(trial.trial_id, None)
-        if entry is not None:
-            w, sei = entry
-            w.file_writer.add_summary(sei)  # session end; failures are listed in the study
-            w.close()
+        writer = self.writers.pop(trial.trial_id, None)
+        if writer is not None:
+            writer.close()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._close(trial)

@@ -1,4 +1,5 @@
-"""Search engine: one Optuna (TPE) + ASHA search per noise setting on Ray Tune, and the finals.
+"""Ray backend (``--backend ray``): one Optuna (TPE) + ASHA search per method and noise setting
+on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.optuna_backend`.
 
 * Trials report ``proxy_best`` (the running maximum of the configured proxy); ASHA compares it
   at its rungs and Optuna records it as the trial's value. Test accuracy never enters either.
@@ -10,12 +11,9 @@
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import time
-import zlib
 from pathlib import Path
 
 from optuna.trial import TrialState
@@ -26,11 +24,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 from .config import SpaceConfig
 from .methods import trainable_class
+from .studies import FAILURES, MAX_WORKER_RETRIES, METRIC, log_failure, setting_seed, study_name
 from .tensorboard import TensorBoardCallback
 
 log = logging.getLogger("tune_lnl")
-METRIC = "proxy_best"
-FAILURES = "failures.jsonl"
 
 
 class RecordingASHA(ASHAScheduler):
@@ -94,12 +91,7 @@ class FailureLog(tune.Callback):
         self.path, self.label = path, label
 
     def _write(self, trial, kind: str, error: str, epoch) -> None:
-        record = {"run": self.label, "trial": trial.trial_id, "kind": kind, "epoch": epoch, "error": error,
-                  "config": {k: v for k, v in trial.config.items()}, "trial_dir": str(trial.path),
-                  "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record, default=str) + "\n")
-        print(f"[{self.label}] trial {trial.trial_id} FAILED ({kind}) at epoch {epoch}: {error}", flush=True)
+        log_failure(self.path, self.label, trial.trial_id, kind, error, epoch, trial.config, trial.path)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get("failed"):
@@ -138,17 +130,15 @@ class ProgressCallback(tune.Callback):
         self.done += 1
 
 
-def setting_seed(seed: int, setting: str) -> int:
-    """Independent TPE seeds per setting (same search seed would replay the same samples)."""
-    return (int(seed) * 1_000_003 + zlib.crc32(setting.encode())) % 2**31
 
 
 def storage_url(exp_dir: Path) -> str:
     return f"sqlite:///{exp_dir / 'optuna.db'}"
 
 
-def study_name(method: str, setting: str) -> str:
-    return f"{method}/{setting}"
+def load_study(exp_dir: Path, key: str):
+    import optuna
+    return optuna.load_study(study_name=key, storage=storage_url(exp_dir))
 
 
 def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> tuple[dict, int]:
@@ -167,10 +157,6 @@ def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> tuple[dict,
 
 def _trainable(space: SpaceConfig, base: dict, request: dict):
     return tune.with_resources(tune.with_parameters(trainable_class(space.method), base=base), request)
-
-
-#: how often Ray restarts a trial whose worker died, from its last checkpoint
-MAX_WORKER_RETRIES = 2
 
 
 def _run_config(storage: Path, name: str, label: str, total: int, base: dict, tb_dir: Path, failures: Path):
@@ -223,13 +209,9 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
     print(f"[{key}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
           flush=True)
     tuner.fit()
-    return optuna.load_study(study_name=key, storage=storage_url(exp_dir))
+    return load_study(exp_dir, key)
 
 
-def best_config(space: SpaceConfig, setting: str, study, data_root: Path) -> dict:
-    """The full run config of the study's best COMPLETE trial (by the proxy only)."""
-    best = study.best_trial
-    return {**space.base_config(setting, str(data_root)), **best.params}
 
 
 def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path, seeds: list[int],
@@ -263,18 +245,4 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
     return histories
 
 
-def summarize_run(history: list[dict], last_k: int) -> dict:
-    """best = test acc at the proxy-best epoch (first maximum); last = mean test acc of the last
-    ``last_k`` epochs; oracle = max test acc over epochs (test-selected: comparison only)."""
-    proxies = [h["proxy"] for h in history]
-    i_best = max(range(len(proxies)), key=lambda i: (proxies[i], -i))
-    tests = [h["test_acc"] for h in history]
-    tail = tests[-last_k:]
-    return {"best": tests[i_best], "best_epoch": int(history[i_best]["epoch"]), "proxy": proxies[i_best],
-            "last": sum(tail) / len(tail), "oracle_max": max(tests), "epochs": len(history)}
 
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return m, sd

@@ -1,0 +1,407 @@
+"""Ray-free backend (``--backend optuna``): the same searches and finals with Optuna alone.
+
+* One Optuna study per method and setting (``<method>/<setting>``) in ``<experiment>/optuna.journal``
+  (a :class:`~optuna.storages.JournalStorage` file that several processes share safely).
+* The driver starts ``workers`` processes (``spawn``); each takes trials one after another
+  (TPE with ``constant_liar``, the paper's values enqueued as the first trial) until the study
+  holds the requested number, trains them epoch by epoch and reports ``proxy_best`` to the pruner
+  (``search.pruner``: ``successive_halving``, the asynchronous SH that ASHA is, or
+  ``hyperband``) with the same grace period and reduction factor as Ray's ASHA.
+* A trial is claimed under a file lock, and its owner (the worker's pid) is a user attribute of
+  the trial. A worker that dies (killed, out of memory) has its trial released by the driver and
+  a new worker continues it from its last checkpoint (at most
+  :data:`~tune_lnl.studies.MAX_WORKER_RETRIES` times, then FAIL). A search that was interrupted
+  as a whole releases every RUNNING trial on ``--resume`` the same way (without counting a retry).
+* Each run (trial or final seed) lives in its own folder: ``result.json`` (one JSON line per
+  epoch, like Ray's), ``checkpoint.pt`` (written atomically after every epoch), and for finals
+  ``outcome.json``; its TensorBoard run goes to ``tensorboard/{search,finals}/<method>/<setting>/``.
+* A method failure (divergence, an exception) is deterministic: the trial is told FAIL and
+  recorded in ``failures.jsonl``; it is not retried.
+
+No Ray import anywhere here: this is how machines without Ray run searches.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from .config import SpaceConfig
+from .studies import FAILURES, MAX_WORKER_RETRIES, METRIC, log_failure, setting_seed, study_name
+
+STORAGE_FILE = "optuna.journal"
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "result.json"
+OUTCOME = "outcome.json"
+PRUNERS = ("successive_halving", "hyperband")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be continued)
+
+
+# -- storage, study, pruner -------------------------------------------------------------------
+
+def storage(exp_dir: Path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    return JournalStorage(JournalFileBackend(str(Path(exp_dir) / STORAGE_FILE)))
+
+
+def load_study(exp_dir: Path, key: str):
+    return optuna.load_study(study_name=key, storage=storage(exp_dir))
+
+
+def make_pruner(space: SpaceConfig, epochs: int):
+    kind = space.search.get("pruner", "successive_halving")
+    grace = min(space.grace_period, epochs)
+    if kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=grace, reduction_factor=space.reduction_factor,
+                                                      min_early_stopping_rate=0)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=grace, max_resource=epochs,
+                                              reduction_factor=space.reduction_factor)
+    raise ValueError(f"search.pruner: unknown value {kind!r}; allowed: {', '.join(PRUNERS)}")
+
+
+def workers_for(space: SpaceConfig, requested: int | None = None) -> tuple[int, int]:
+    """``(worker processes, torch threads each)``: one worker per ``cpus_per_trial`` CPUs; on a
+    GPU also at most ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU)."""
+    import torch
+    cpt = float(space.search["cpus_per_trial"])
+    cpus = os.cpu_count() or 1
+    n = max(1, int(cpus // max(cpt, 1e-9)))
+    gpt = float(space.search["gpus_per_trial"])
+    if space.device != "cpu" and torch.cuda.is_available() and gpt > 0:
+        n = min(n, max(1, int(torch.cuda.device_count() / gpt)))
+    if requested:
+        n = int(requested)
+    return n, max(1, int(cpt))
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# -- one run (a trial or a final seed), resumable ---------------------------------------------
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    tmp = run_dir / (RESULTS + ".tmp")
+    tmp.write_text("".join(json.dumps(h, default=float) + "\n" for h in history))
+    os.replace(tmp, run_dir / RESULTS)
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    f = Path(run_dir) / RESULTS
+    if not f.exists():
+        return []
+    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+
+
+def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[str, str | None, int | None]:
+    """Train ``cfg`` in ``run_dir`` to its last epoch, continuing from ``checkpoint.pt`` when
+    one is there; ``on_epoch(metrics)`` returning False stops it (pruned). Returns
+    ``(state, error, epoch)`` with state ``complete``, ``pruned`` or ``failed``."""
+    from .methods import method_class
+    from .tensorboard import RunWriter
+    run_dir.mkdir(parents=True, exist_ok=True)
+    method = method_class(cfg["method"])(cfg)
+    writer = None
+    try:
+        ckpt = run_dir / CHECKPOINT
+        if ckpt.exists():
+            method.load(ckpt)
+        _write_history(run_dir, method.history)  # drops epochs after the checkpoint (redone now)
+        writer = RunWriter(tb_dir, cfg)
+        if method.history and on_epoch is not None and not on_epoch(method.history[-1]):
+            return "pruned", None, method.epoch  # killed between the pruner's verdict and the tell
+        while not method.done:
+            try:
+                metrics = method.step()
+            except Exception as exc:  # noqa: BLE001 -- deterministic: reported, not retried
+                with open(run_dir / "error.txt", "w") as f:
+                    f.write(traceback.format_exc())
+                return "failed", f"{type(exc).__name__}: {exc}", method.epoch + 1
+            # like Ray's result lines: the seeds, the worker, and the run config (how to rerun it)
+            metrics.update(seed=int(cfg["seed"]), noise_seed=int(cfg["noise_seed"]), pid=os.getpid(), config=cfg)
+            method.save(ckpt)
+            with open(run_dir / RESULTS, "a") as f:
+                f.write(json.dumps(metrics, default=float) + "\n")
+            writer.add(metrics)
+            if on_epoch is not None and not on_epoch(metrics):
+                return "pruned", None, method.epoch
+        return "complete", None, method.epoch
+    finally:
+        if writer is not None:
+            writer.close()
+        method.close()
+
+
+# -- search -----------------------------------------------------------------------------------
+
+def _setting_dirs(exp_dir: Path, method: str, setting: str, part: str) -> tuple[Path, Path]:
+    return exp_dir / part / method / setting, exp_dir / "tensorboard" / part / method / setting
+
+
+def _owner(t) -> int | None:
+    return t.user_attrs.get("owner")
+
+
+def _claim(study, dists: dict, num_samples: int):
+    """Under the claim lock: a released RUNNING trial (to continue), else a new one (the
+    enqueued paper point first), else None when the study has all its trials."""
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state == TrialState.RUNNING and _owner(t) == RELEASED:
+            trial = optuna.trial.Trial(study, t._trial_id)
+            trial.set_user_attr("owner", os.getpid())
+            return trial
+    if any(t.state == TrialState.WAITING for t in trials) or len(trials) < num_samples:
+        trial = study.ask(fixed_distributions=dists)
+        trial.set_user_attr("owner", os.getpid())
+        return trial
+    return None
+
+
+def _search_worker(space: SpaceConfig, setting: str, exp_dir: str, data_root: str, num_samples: int,
+                   slot: int, threads: int) -> None:
+    import warnings
+
+    import torch
+    # a trial continued from its checkpoint reports its last epoch again: expected, ignored
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
+    torch.set_num_threads(threads)
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(slot % torch.cuda.device_count())
+    exp_dir = Path(exp_dir)
+    key = study_name(space.method, setting)
+    base = space.base_config(setting, data_root)
+    epochs = int(base["epochs"])
+    study = optuna.load_study(study_name=key, storage=storage(exp_dir),
+                              sampler=optuna.samplers.TPESampler(seed=setting_seed(space.search["seed"], key) + slot,
+                                                                 constant_liar=True),
+                              pruner=make_pruner(space, epochs))
+    dists = {k: d.to_optuna() for k, d in space.space_for(setting).items()}
+    run_root, tb_root = _setting_dirs(exp_dir, space.method, setting, "search")
+    while True:
+        with _locked(run_root / ".claim.lock"):
+            trial = _claim(study, dists, num_samples)
+        if trial is None:
+            return
+        cfg = {**base, **trial.params}
+        name = f"trial_{trial.number:04d}"
+
+        def on_epoch(m, trial=trial):
+            trial.report(float(m[METRIC]), int(m["epoch"]))
+            return not trial.should_prune()
+
+        state, error, epoch = train_run(cfg, run_root / name, tb_root / name, on_epoch)
+        value = read_history(run_root / name)
+        last = float(value[-1][METRIC]) if value else None
+        if state == "failed":
+            study.tell(trial.number, state=TrialState.FAIL)
+            log_failure(exp_dir / FAILURES, key, trial.number, "method", error, epoch, cfg, run_root / name)
+        elif state == "pruned":
+            study.tell(trial.number, state=TrialState.PRUNED)
+        else:
+            study.tell(trial.number, last)
+        print(f"[{key} search] trial {trial.number} {state.upper()} at epoch {epoch}"
+              + (f", {METRIC} {last:.4f}" if last is not None else ""), flush=True)
+
+
+def _release(study, pids: set[int] | None, exp_dir: Path, key: str, run_root: Path, count_retry: bool) -> None:
+    """RUNNING trials owned by ``pids`` (all when None) become RELEASED for a new worker to
+    continue; one that already used its retries is told FAIL and recorded."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if (pids is not None and _owner(t) not in pids) or _owner(t) == RELEASED:
+            continue
+        retries = int(t.user_attrs.get("retries", 0)) + int(count_retry)
+        trial = optuna.trial.Trial(study, t._trial_id)
+        if retries > MAX_WORKER_RETRIES:
+            study.tell(t.number, state=TrialState.FAIL)
+            log_failure(exp_dir / FAILURES, key, t.number, "worker (retries exhausted)",
+                        f"its worker process died {retries} times", len(read_history(run_root / f"trial_{t.number:04d}")),
+                        t.params, run_root / f"trial_{t.number:04d}")
+            continue
+        trial.set_user_attr("retries", retries)
+        trial.set_user_attr("owner", RELEASED)
+        print(f"[{key} search] trial {t.number} released: a new worker continues it from its checkpoint",
+              flush=True)
+
+
+def _work_left(study, num_samples: int) -> bool:
+    trials = study.get_trials(deepcopy=False)
+    return len(trials) < num_samples or any(
+        t.state == TrialState.WAITING or (t.state == TrialState.RUNNING and _owner(t) == RELEASED) for t in trials)
+
+
+def _drive(label: str, start, slots: int, work_left, on_death, status, every: float = 30.0) -> None:
+    """Keep ``slots`` worker processes running: ``start(slot)`` makes one; a worker that dies is
+    reported to ``on_death(pid)`` and replaced while ``work_left()`` (bounded restarts)."""
+    procs: dict = {}
+    restarts, budget, last = 0, slots * (MAX_WORKER_RETRIES + 1), time.monotonic()
+
+    def launch(slot):
+        p = start(slot)
+        procs[p.sentinel] = (p, slot)
+
+    for slot in range(slots):
+        launch(slot)
+    try:
+        while procs or (work_left() and restarts < budget):
+            if not procs:  # all exited, yet a trial was released after they looked
+                restarts += 1
+                launch(0)
+            for sentinel in mp.connection.wait(list(procs), timeout=5.0):
+                p, slot = procs.pop(sentinel)
+                p.join()
+                if p.exitcode != 0:
+                    print(f"[{label}] worker {p.pid} died (exit code {p.exitcode})", flush=True)
+                    on_death(p.pid)
+                    if work_left() and restarts < budget:
+                        restarts += 1
+                        launch(slot)
+            if time.monotonic() - last >= every:
+                last = time.monotonic()
+                print(f"[{label}] {status()}", flush=True)
+    finally:
+        for p, _ in procs.values():  # interrupted (Ctrl-C): no orphaned workers
+            if p.is_alive():
+                p.terminate()
+            p.join()
+
+
+def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
+                   resume: bool = False, workers: int | None = None):
+    """Run (or resume) the search of one method's setting with worker processes; returns the study."""
+    exp_dir = Path(exp_dir)
+    key = study_name(space.method, setting)
+    run_root, _ = _setting_dirs(exp_dir, space.method, setting, "search")
+    run_root.mkdir(parents=True, exist_ok=True)
+    n, threads = workers_for(space, workers)
+    with _locked(run_root / ".claim.lock"):
+        study = optuna.create_study(study_name=key, storage=storage(exp_dir), direction="maximize",
+                                    load_if_exists=True)
+        if not study.trials:
+            study.enqueue_trial(space.paper_point(setting))
+        else:  # an interrupted search: its RUNNING trials continue from their checkpoints
+            _release(study, None, exp_dir, key, run_root, count_retry=False)
+    print(f"[{key}] search: {num_samples} trials, {n} worker processes ({threads} thread(s) each), "
+          f"pruner {space.search.get('pruner', 'successive_halving')}", flush=True)
+
+    def on_death(pid):
+        with _locked(run_root / ".claim.lock"):
+            _release(study, {pid}, exp_dir, key, run_root, count_retry=True)
+
+    def status():
+        trials = study.get_trials(deepcopy=False)
+        done = [t for t in trials if t.state in FINISHED]
+        best = max((t.value for t in done if t.state == TrialState.COMPLETE), default=float("nan"))
+        return (f"{len(done)}/{num_samples} finished, "
+                f"{sum(t.state == TrialState.RUNNING for t in trials)} running; best {METRIC} {best:.4f}")
+
+    ctx = mp.get_context("spawn")
+
+    def start(slot):
+        p = ctx.Process(target=_search_worker,
+                        args=(space, setting, str(exp_dir), str(data_root), num_samples, slot, threads))
+        p.start()
+        return p
+
+    _drive(f"{key} search", start, min(n, num_samples), lambda: _work_left(study, num_samples), on_death, status)
+    if _work_left(study, num_samples):
+        raise RuntimeError(f"[{key}] search stopped with trials left: its workers kept dying; "
+                           f"see {run_root} and {exp_dir / FAILURES}")
+    return study
+
+
+# -- finals -----------------------------------------------------------------------------------
+
+def _write_outcome(run_dir: Path, outcome: dict) -> None:
+    tmp = run_dir / (OUTCOME + ".tmp")
+    tmp.write_text(json.dumps(outcome))
+    os.replace(tmp, run_dir / OUTCOME)
+
+
+def _final_worker(cfg: dict, run_dir: str, tb_dir: str, label: str, failures: str, threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+    run_dir = Path(run_dir)
+    state, error, epoch = train_run(cfg, run_dir, Path(tb_dir))
+    _write_outcome(run_dir, {"state": state, "error": error, "epoch": epoch})
+    if state == "failed":
+        log_failure(Path(failures), label, f"seed {cfg['seed']}", "method", error, epoch, cfg, run_dir)
+    print(f"[{label}] seed {cfg['seed']}: {state} after {epoch} epochs", flush=True)
+
+
+def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path, seeds: list[int],
+                   resume: bool = False, workers: int | None = None) -> dict[int, list[dict]]:
+    """Retrain ``config`` with each seed (all epochs, no pruning), ``workers`` at a time, each
+    continuing from its checkpoint after an interruption; returns seed -> metric history."""
+    exp_dir = Path(exp_dir)
+    key = study_name(space.method, setting)
+    label = f"{key} finals"
+    run_root, tb_root = _setting_dirs(exp_dir, space.method, setting, "finals")
+    n, threads = workers_for(space, workers)
+    print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs, {n} at a time", flush=True)
+    ctx = mp.get_context("spawn")
+    pending = [s for s in seeds if not (run_root / f"seed_{s}" / OUTCOME).exists()]  # not yet run to its end
+    procs: dict = {}
+    deaths: dict[int, int] = {}
+
+    def start(seed):
+        p = ctx.Process(target=_final_worker, args=({**config, "seed": seed}, str(run_root / f"seed_{seed}"),
+                                                    str(tb_root / f"seed_{seed}"), label, str(exp_dir / FAILURES),
+                                                    threads))
+        p.start()
+        procs[p.sentinel] = (p, seed)
+
+    try:
+        while pending or procs:
+            while pending and len(procs) < n:
+                start(pending.pop(0))
+            for sentinel in mp.connection.wait(list(procs)):
+                p, seed = procs.pop(sentinel)
+                p.join()
+                d = run_root / f"seed_{seed}"
+                if p.exitcode == 0 or (d / OUTCOME).exists():
+                    continue
+                deaths[seed] = deaths.get(seed, 0) + 1
+                print(f"[{label}] worker of seed {seed} died (exit code {p.exitcode})", flush=True)
+                if deaths[seed] <= MAX_WORKER_RETRIES:
+                    pending.insert(0, seed)  # continues from its checkpoint
+                    continue
+                d.mkdir(parents=True, exist_ok=True)
+                err = f"its worker process died {deaths[seed]} times"
+                _write_outcome(d, {"state": "failed", "error": err})
+                log_failure(exp_dir / FAILURES, label, f"seed {seed}", "worker (retries exhausted)", err,
+                            len(read_history(d)), {**config, "seed": seed}, d)
+    finally:
+        for p, _ in procs.values():  # interrupted (Ctrl-C): no orphaned workers
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    histories = {}
+    for seed in seeds:
+        d = run_root / f"seed_{seed}"
+        outcome = json.loads((d / OUTCOME).read_text())
+        if outcome["state"] != "complete":
+            print(f"[{key}] final run with seed {seed} FAILED; left out of the finals table", flush=True)
+            continue
+        histories[seed] = read_history(d)
+    if not histories:
+        raise RuntimeError(f"[{key}] every final run failed: see {exp_dir / FAILURES}")
+    return histories
