@@ -70,3 +70,20 @@ def test_imae_stable_when_p_y_is_0_or_1(big):
     # weight -> exp(0) = 1 at both ends; the direction keeps unit L1 norm
     assert z.grad.abs().sum(1).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
     assert z.grad[0, 0].item() == pytest.approx(-0.5) and z.grad[1, 0].item() == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("class_mean", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.8])
+def test_pencil_lc_le_is_lc_plus_beta_le(beta, class_mean):
+    """The fused PENCIL term used in training equals the separate lc + beta * le, value and
+    gradient (the same expression regrouped: sum_j p_j ((1 - beta) log p_j - log y_d_j))."""
+    from tune_lnl.losses import pencil_lc, pencil_lc_le, pencil_le
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(16, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    yt = 5 * torch.randn(16, 7, generator=g, dtype=torch.float64)
+    fused = pencil_lc_le(z, torch.log_softmax(yt, 1), beta, class_mean)
+    sep = pencil_lc(z, yt, class_mean) + beta * pencil_le(z, class_mean)
+    torch.testing.assert_close(fused, sep, rtol=1e-12, atol=1e-12)
+    (g1,) = torch.autograd.grad(fused.sum(), z)
+    (g2,) = torch.autograd.grad(sep.sum(), z)
+    torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12)

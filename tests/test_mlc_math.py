@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainables.mlc import (MLC, co_regularization, forget_rate_at, label_loss, lr_at, param_distance,
-                            per_sample_loss, small_loss_selection)
+from trainables.mlc import (MLC, add_co_regularization_grad, co_regularization, forget_rate_at, label_grad,
+                            label_loss, lr_at, param_distance, per_sample_loss, small_loss_selection)
 
 torch.set_num_threads(1)
 
@@ -199,6 +199,32 @@ def test_co_regularization_official_gradient_twice_for_a(mu):
     np.testing.assert_allclose(b.bias.grad.numpy(), [-g for g in g_b], rtol=1e-10)
 
 
+@pytest.mark.parametrize("variant", ["paper", "official"])
+@pytest.mark.parametrize("mu", [-1.0, -2.5, -0.25])
+def test_closed_form_co_regularization_grad_matches_autograd(variant, mu):
+    # training adds xi*ld's gradient in closed form (add_co_regularization_grad) on top of the
+    # selection losses' gradients: same value and same .grad as autograd on co_regularization
+    xi = 0.03
+    torch.manual_seed(0)
+    make = lambda: nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3)).double()
+    a1, b1 = make(), make()
+    a2, b2 = make(), make()
+    a2.load_state_dict(a1.state_dict()), b2.load_state_dict(b1.state_dict())
+    x = torch.randn(6, 5, dtype=torch.float64)
+    # a loss gradient already in .grad (as after the selection losses' backward), except one
+    # parameter without any (.grad None): both paths must handle it
+    for a, b in ((a1, b1), (a2, b2)):
+        (a(x).square().sum() + b(x).sin().sum()).backward()
+        a[2].bias.grad = None
+    want = co_regularization(a1, b1, mu, xi, variant)
+    want.backward()
+    got = add_co_regularization_grad(a2, b2, mu, xi, variant)
+    assert float(got) == pytest.approx(float(want.detach()), rel=1e-12)
+    for p1, p2 in zip(list(a1.parameters()) + list(b1.parameters()), list(a2.parameters()) + list(b2.parameters())):
+        torch.testing.assert_close(p2.grad, p1.grad, rtol=1e-10, atol=1e-14)
+    assert not got.requires_grad
+
+
 # -- label update (Eq. 7) ---------------------------------------------------------------------------
 
 def hand_label_grad_paper(yt, la, lb, y):
@@ -256,6 +282,27 @@ def test_label_loss_gradient_closed_form_and_descent(variant):
     assert float(L2) < float(L.detach())
     # and the gradient does not flow into the networks' logits
     assert la.grad is None
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_closed_form_label_grad_matches_hand_and_autograd(variant):
+    # the training step uses label_grad (closed form of Eq. 7's dL1/dy~ + dL2/dy~): it must equal
+    # the hand computation and autograd on label_loss (float64: to rounding; float32: ~1e-6)
+    cfg = cfg_for(variant)
+    noisy = torch.tensor(NOISY)
+    got = label_grad(T(LOGITS), T(LOGITS_B), T(YTILDE), noisy, cfg)
+    hand = (hand_label_grad_paper if variant == "paper" else hand_label_grad_official)(YTILDE, LOGITS, LOGITS_B, NOISY)
+    np.testing.assert_allclose(got.numpy(), hand, rtol=1e-9, atol=1e-14)
+    g = torch.Generator().manual_seed(0)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        la, lb = (3 * torch.randn(128, 10, generator=g, dtype=dtype) for _ in range(2))
+        yt = 10 * torch.randn(128, 10, generator=g, dtype=dtype)
+        y = torch.randint(0, 10, (128,), generator=g)
+        yt_ = yt.clone().requires_grad_(True)
+        (auto,) = torch.autograd.grad(label_loss(la, lb, yt_, y, cfg), yt_)
+        closed = label_grad(la, lb, yt, y, cfg)
+        # relative to the gradient's largest entry
+        assert (closed - auto).abs().max().item() <= tol * auto.abs().max().item(), dtype
 
 
 def test_label_step_moves_towards_peer_predictions():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from trainables.ce import CE
-from trainables.pencil import PENCIL, label_update, per_sample_loss
+from trainables.pencil import PENCIL, label_grad, label_update, per_sample_loss
 from tune_lnl.label_table import stage_lr, stage_of
 from tune_lnl.data import load_noisy_data
 
@@ -80,6 +80,20 @@ def test_label_update_by_hand():
         want = [YTILDE[i][k] - LAM * g[k] for k in range(3)]
         assert new[i].tolist() == pytest.approx(want, rel=1e-10, abs=1e-9)
     assert logits.grad is None  # the label update never reaches the network
+
+
+def test_closed_form_label_grad_matches_autograd():
+    # the label step uses the closed form of dL/dy~; autograd on the stage-2 batch-mean loss
+    # must agree (float64: to rounding, float32: ~1e-6 of the gradient's scale)
+    g = torch.Generator().manual_seed(0)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        z = 3 * torch.randn(128, 10, generator=g, dtype=dtype)
+        yt = 10 * torch.randn(128, 10, generator=g, dtype=dtype)
+        y = torch.randint(0, 10, (128,), generator=g)
+        yt_ = yt.clone().requires_grad_(True)
+        (auto,) = torch.autograd.grad(per_sample_loss(z, yt_, y, 2, ALPHA, BETA).mean(), yt_)
+        closed = label_grad(z, yt, y, ALPHA)
+        assert (closed - auto).abs().max().item() <= tol * auto.abs().max().item(), dtype
 
 
 def test_schedule():

@@ -40,22 +40,24 @@ from tune_lnl.selection import cross_update_losses
 from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
-def disagreement_selection(losses: torch.Tensor, disagree: torch.Tensor, forget_rate: float) -> torch.Tensor:
+def kept_count(disagree: torch.Tensor, forget_rate: float) -> torch.Tensor:
+    """``max(1, int((1 - forget_rate) * n))`` for the ``n`` disagreeing samples, a 0-dim device
+    tensor (``int((1 - r) * n)`` in float64, as Python computes it for the plain selection)."""
+    return torch.floor((1.0 - forget_rate) * disagree.sum().double()).long().clamp_min(1)
+
+
+def disagreement_selection(losses: torch.Tensor, disagree: torch.Tensor, forget_rate: float,
+                           keep: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask ``[B]`` of the ``max(1, int((1 - forget_rate) * n))`` smallest ``losses``
-    among the ``n`` samples where ``disagree`` is True (all False when ``n == 0``)."""
-    n = disagree.sum()
-    # int((1 - r) * n) in float64, as Python computes it for the plain selection
-    keep = torch.floor((1.0 - forget_rate) * n.double()).long().clamp_min(1)
-    ranked = losses.detach().masked_fill(~disagree, float("inf"))
+    among the ``n`` samples where ``disagree`` is True (all False when ``n == 0``); ``keep``:
+    that count if already known (:func:`kept_count`). Ties: the lower index first."""
+    if keep is None:
+        keep = kept_count(disagree, forget_rate)
+    ranked = torch.where(disagree, losses.detach(), float("inf"))
     order = torch.argsort(ranked, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=order.device)
-    return (rank < keep) & disagree
-
-
-def _masked_mean(losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    picked = torch.where(mask, losses, torch.zeros_like(losses))
-    return picked.sum() / mask.sum().clamp_min(1)
+    # the first `keep` positions of the sorted order, scattered back to the samples
+    first = torch.arange(order.numel(), device=order.device) < keep
+    return torch.empty_like(disagree).scatter_(0, order, first) & disagree
 
 
 def disagreement_update_losses(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor,
@@ -65,13 +67,15 @@ def disagreement_update_losses(logits_a: torch.Tensor, logits_b: torch.Tensor, l
     networks' mean cross-entropy on the whole batch if no sample disagrees. ``n_disagree`` is a
     0-dim device tensor."""
     loss_a, loss_b = cross_entropy(logits_a, labels), cross_entropy(logits_b, labels)
-    disagree = logits_a.detach().argmax(1) != logits_b.detach().argmax(1)
+    disagree = logits_a.argmax(1) != logits_b.argmax(1)
     n_disagree = disagree.sum()
-    keep_by_a = disagreement_selection(loss_a, disagree, forget_rate)
-    keep_by_b = disagreement_selection(loss_b, disagree, forget_rate)
+    keep = kept_count(disagree, forget_rate)  # both selections keep this many (<= n when n >= 1)
+    keep_by_a = disagreement_selection(loss_a, disagree, forget_rate, keep)
+    keep_by_b = disagreement_selection(loss_b, disagree, forget_rate, keep)
     any_disagree = n_disagree > 0
-    train_a = torch.where(any_disagree, _masked_mean(loss_a, keep_by_b), loss_a.mean())  # fallback: whole batch
-    train_b = torch.where(any_disagree, _masked_mean(loss_b, keep_by_a), loss_b.mean())
+    # masked means over the `keep` selected samples; the whole batch if none disagrees (fallback)
+    train_a = torch.where(any_disagree, torch.where(keep_by_b, loss_a, 0.0).sum() / keep, loss_a.mean())
+    train_b = torch.where(any_disagree, torch.where(keep_by_a, loss_b, 0.0).sum() / keep, loss_b.mean())
     return train_a, train_b, n_disagree
 
 
@@ -93,7 +97,7 @@ class CoTeachingPlus(TwoNetworks):
             else:  # plain Co-teaching
                 train_a, train_b = cross_update_losses(cross_entropy(logits_a, noisy),
                                                        cross_entropy(logits_b, noisy), rate)
-                n_disagree = (logits_a.detach().argmax(1) != logits_b.detach().argmax(1)).sum()
+                n_disagree = (logits_a.argmax(1) != logits_b.argmax(1)).sum()
             self.update_both(train_a + train_b)  # the two terms touch disjoint networks
             meter.add(train_a)
             disagreeing += n_disagree

@@ -9,8 +9,9 @@ is 0.1; the authors report 0.5-0.9 working best."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from tune_lnl.losses import cross_entropy, symmetric_kl
+from tune_lnl.losses import symmetric_kl_log
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.selection import small_loss_selection
@@ -18,9 +19,11 @@ from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
 def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
-    """JoCoR's per-sample joint loss (its Eq. 5 with the co-regularization of Eq. 3)."""
-    ce = cross_entropy(logits_a, noisy) + cross_entropy(logits_b, noisy)
-    return (1.0 - co_lambda) * ce + co_lambda * symmetric_kl(logits_a, logits_b)
+    """JoCoR's per-sample joint loss (its Eq. 5 with the co-regularization of Eq. 3); each
+    network's log-probabilities computed once, shared by its CE and the symmetric KL."""
+    log_pa, log_pb = F.log_softmax(logits_a, dim=1), F.log_softmax(logits_b, dim=1)
+    ce = F.nll_loss(log_pa, noisy, reduction="none") + F.nll_loss(log_pb, noisy, reduction="none")
+    return (1.0 - co_lambda) * ce + co_lambda * symmetric_kl_log(log_pa, log_pb)
 
 
 class JoCoR(TwoNetworks):
@@ -33,7 +36,8 @@ class JoCoR(TwoNetworks):
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():
             losses = joint_loss(self.net_a(x), self.net_b(x), noisy, cfg["co_lambda"])
-            loss = losses[small_loss_selection(losses, rate)].mean()  # one selection, both networks
+            # one small-loss selection, both networks trained on it
+            loss = losses.index_select(0, small_loss_selection(losses, rate)).mean()
             self.update_both(loss)
             meter.add(loss)
         return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr}

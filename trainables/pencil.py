@@ -15,10 +15,12 @@ Each training sample ``i`` owns a row ``y~_i`` of a label table, initialised ``K
    pass (only ``lc`` and ``lo`` depend on ``y~``).
 3. ``e >= stage2``: fine-tuning on ``lc`` alone, ``y~`` frozen.
 
-The loss terms are :func:`tune_lnl.losses.pencil_lc` (flipped KL of the prediction ``p`` against
-``y_d``), :func:`~tune_lnl.losses.pencil_lo` (CE of ``y_d`` against the noisy label) and
+The loss terms are those of :func:`tune_lnl.losses.pencil_lc` (flipped KL of the prediction ``p``
+against ``y_d``), :func:`~tune_lnl.losses.pencil_lo` (CE of ``y_d`` against the noisy label) and
 :func:`~tune_lnl.losses.pencil_le` (entropy of ``p``), summed over classes (MLC's ``paper``
-variant; no class mean, no double softmax).
+variant; no class mean, no double softmax); ``lc + beta * le`` is computed in one pass
+(:func:`~tune_lnl.losses.pencil_lc_le`). The label update uses the closed-form gradient
+(:func:`label_grad`, checked against autograd in the tests).
 
 Learning rate: ``lr`` before ``stage2``, ``lr2`` from ``stage2`` on (set on the optimizer's
 param groups at the start of each epoch; Adam state carries over).
@@ -33,9 +35,10 @@ sym-0.2), batch 128, Adam; 200 epochs rather than MLC's 320.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from tune_lnl.label_table import gradient_step, init_table, stage_lr, stage_of
-from tune_lnl.losses import cross_entropy, pencil_lc, pencil_le, pencil_lo
+from tune_lnl.label_table import init_table, stage_lr, stage_of
+from tune_lnl.losses import cross_entropy, pencil_lc_le
 from tune_lnl.method import OPTIM_DEFAULTS, LossMeter, set_lr
 from tune_lnl.ray_adapter import MethodTrainable
 from tune_lnl.single_network import SingleNetwork
@@ -46,20 +49,32 @@ def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Ten
     """The stage's per-sample loss ``[B]`` of the network with logits ``logits``."""
     if stage == 1:
         return cross_entropy(logits, noisy)                 # PENCIL stage 1: CE on the noisy labels
-    lc = pencil_lc(logits, ytilde)                          # lc(p, y_d), y_d = softmax(y~) (MLC Eq. 5, 8)
+    log_yd = F.log_softmax(ytilde, dim=1)                   # log y_d, y_d = softmax(y~) (MLC Eq. 5)
     if stage == 3:
-        return lc                                           # PENCIL stage 3: lc only
-    lo = pencil_lo(ytilde, noisy)                           # lo(y^, y_d) (MLC Eq. 8)
-    le = pencil_le(logits)                                  # le(p) (MLC Eq. 8)
-    return lc + alpha * lo + beta * le                      # MLC Eq. 8 without xi * ld
+        return pencil_lc_le(logits, log_yd)                 # PENCIL stage 3: lc(p, y_d) only
+    lo = F.nll_loss(log_yd, noisy, reduction="none")        # lo(y^, y_d) = -log y_d[y] (MLC Eq. 8)
+    # lc(p, y_d) + beta * le(p) in one pass (tune_lnl.losses.pencil_lc_le), + alpha * lo: MLC Eq. 8
+    return pencil_lc_le(logits, log_yd, beta) + alpha * lo  # (without MLC's xi * ld)
+
+
+def label_grad(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``dL/dy~`` of the stage-2 batch-mean loss ``L`` on the DETACHED ``logits``, in closed form:
+    with ``y_d = softmax(y~)`` and ``p = softmax(logits)``, ``d lc / d y~ = y_d - p`` and
+    ``d lo / d y~ = y_d - e_y`` (``le`` does not depend on ``y~``), so per sample
+    ``dL/dy~ = ((y_d - p) + alpha * (y_d - e_y)) / B``. Tests compare it with autograd."""
+    b, c = ytilde.shape
+    yd = F.softmax(ytilde, dim=1)
+    p = F.softmax(logits.detach(), dim=1)
+    onehot = F.one_hot(noisy, c).to(yd.dtype)
+    # -(p - (1 + alpha) y_d + alpha e_y) / B
+    return torch.add(p, yd, alpha=-(1.0 + alpha)).add_(onehot, alpha=alpha).div_(-b)
 
 
 def label_update(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, alpha: float,
                  beta: float, lam: float) -> torch.Tensor:
     """New label rows ``y~ - lambda * dL/dy~`` with ``L`` the stage-2 batch-mean loss on the
-    detached ``logits``. Per sample ``dL/dy~ = ((y_d - p) + alpha * (y_d - onehot)) / B``."""
-    batch_loss = lambda yt: per_sample_loss(logits.detach(), yt, noisy, 2, alpha, beta).mean()
-    return gradient_step(ytilde, batch_loss, lam)          # MLC Eq. 6 (PENCIL's label update)
+    detached ``logits`` (:func:`label_grad`; ``beta``: ``le`` does not depend on ``y~``)."""
+    return torch.add(ytilde, label_grad(logits, ytilde, noisy, alpha), alpha=-lam)  # MLC Eq. 6
 
 
 class PENCIL(SingleNetwork):
@@ -84,14 +99,15 @@ class PENCIL(SingleNetwork):
         alpha, beta = cfg["alpha"], cfg["beta"]
         meter = LossMeter(self.device)
         for idx, x, noisy in self.train_batches():
-            ytilde = self.ytilde[idx]  # a copy of the batch's rows (advanced indexing)
+            ytilde = self.ytilde.index_select(0, idx)  # a copy of the batch's rows
             logits = self.net(x)
             loss = per_sample_loss(logits, ytilde, noisy, stage, alpha, beta).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             if stage == 2:
-                self.ytilde[idx] = label_update(logits, ytilde, noisy, alpha, beta, cfg["lambda"])
+                new_rows = label_update(logits, ytilde, noisy, alpha, beta, cfg["lambda"])
+                self.ytilde.index_copy_(0, idx, new_rows)
             meter.add(loss)
         label_acc = self.clean_agreement(self.ytilde.argmax(1))  # analytics only
         return {"stage": stage, "lr": lr, "train_loss": meter.mean, "label_acc": label_acc}

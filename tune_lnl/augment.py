@@ -38,6 +38,27 @@ __all__ = ["random_perspective", "color_jitter_gray", "mnist_augment"]
 # Random perspective
 # ----------------------------------------------------------------------------
 
+def _perspective_draws(
+    batch: int,
+    height: int,
+    width: int,
+    distortion: float,
+    p: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The raw RandomPerspective draws ``(apply, off_x, off_y)``, in this order:
+    ``apply`` bool ``[B]`` (``rand < p``), then the integer inward corner offsets
+    ``off_x`` uniform on ``{0, ..., dx}`` and ``off_y`` on ``{0, ..., dy}``, int64
+    ``[B, 4]`` (corners top-left, top-right, bottom-right, bottom-left)."""
+    dx = int(distortion * (width // 2))
+    dy = int(distortion * (height // 2))
+    apply = torch.rand(batch, generator=generator, device=device) < p
+    off_x = torch.randint(0, dx + 1, (batch, 4), generator=generator, device=device)
+    off_y = torch.randint(0, dy + 1, (batch, 4), generator=generator, device=device)
+    return apply, off_x, off_y
+
+
 def _perspective_params(
     batch: int,
     height: int,
@@ -63,54 +84,140 @@ def _perspective_params(
     ``{W-1-dx, ..., W-1}``.  The number and order of draws does not depend on
     ``p`` or on which samples are selected.
     """
-    dx = int(distortion * (width // 2))
-    dy = int(distortion * (height // 2))
-    apply = torch.rand(batch, generator=generator, device=device) < p
-    off_x = torch.randint(0, dx + 1, (batch, 4), generator=generator, device=device)
-    off_y = torch.randint(0, dy + 1, (batch, 4), generator=generator, device=device)
+    apply, off_x, off_y = _perspective_draws(batch, height, width, distortion, p, generator, device)
+    c = _constants(height, width, device, torch.float32)
+    return apply, c.start, _end_points(c, torch.stack([off_x, off_y], dim=-1))
 
-    start = torch.tensor(
-        [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]],
-        dtype=torch.float64,
-        device=device,
-    )
-    # Direction in which each corner moves inward: +1 from the left/top edge,
-    # -1 from the right/bottom edge.
-    inward = torch.tensor(
-        [[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=torch.float64, device=device
-    )
-    offsets = torch.stack([off_x, off_y], dim=-1).to(torch.float64)  # [B, 4, 2]
-    end = start + inward * offsets
-    return apply, start, end
+
+def _end_points(c: "_Constants", offsets: Tensor) -> Tensor:
+    """``end = start + inward * offsets`` (float64 ``[B, 4, 2]``) from integer offsets ``[B, 4, 2]``."""
+    return torch.addcmul(c.start, c.inward, offsets.to(torch.float64))
+
+
+# Square -> quadrilateral in closed form (Heckbert, "Fundamentals of Texture Mapping and Image
+# Warping", 1989, Sec. 2.2.3).  The projective map Q with Q (u, v, 1) ~ (x_k, y_k, 1) at the unit
+# square's corners (0,0), (1,0), (1,1), (0,1) -> p0, p1, p2, p3 is
+#
+#     Q = [[x1 - x0 + g x1, x3 - x0 + h x3, x0],
+#          [y1 - y0 + g y1, y3 - y0 + h y3, y0],
+#          [g,              h,              1 ]]
+#
+# with  dx1 = x1 - x2, dx2 = x3 - x2, sx = x0 - x1 + x2 - x3 (same for y)  and
+#
+#     g = (sx dy2 - dx2 sy) / den,  h = (dx1 sy - sx dy1) / den,  den = dx1 dy2 - dx2 dy1.
+#
+# These three 2x2 determinants are, up to sign, the cross product c = u x v of u = (dx1, dx2, sx)
+# and v = (dy1, dy2, sy): c = (-g den, -h den, den).  A projective map is only defined up to a
+# scale, so we use den * Q, whose columns are  (den - c0) P1 - den P0,  (den - c1) P3 - den P0  and
+# den P0  (P_k = (x_k, y_k, 1)): no division at all.  The inverse map is the adjugate (again up to
+# scale): for a matrix with columns a0, a1, a2 the rows of adj are a1 x a2, a2 x a0, a0 x a1.
+
+#: ``[x0, y0, ..., x3, y3] @ _FEATURES + _FEATURE_BIAS`` = rows u, v, P0, P1, P3 (flattened, [15])
+_FEATURES = torch.zeros(8, 15, dtype=torch.float64)
+for _col, _terms in enumerate([
+    {2: 1, 4: -1}, {6: 1, 4: -1}, {0: 1, 2: -1, 4: 1, 6: -1},   # u = (dx1, dx2, sx)
+    {3: 1, 5: -1}, {7: 1, 5: -1}, {1: 1, 3: -1, 5: 1, 7: -1},   # v = (dy1, dy2, sy)
+    {0: 1}, {1: 1}, {}, {2: 1}, {3: 1}, {}, {6: 1}, {7: 1}, {},  # P0, P1, P3 (homogeneous)
+]):
+    for _row, _v in _terms.items():
+        _FEATURES[_row, _col] = _v
+_FEATURE_BIAS = torch.zeros(15, dtype=torch.float64)
+_FEATURE_BIAS[[8, 11, 14]] = 1.0
+#: ``c @ _COEFFS`` = the 3x3 coefficients of the columns of den * Q on (P0, P1, P3), see above
+_COEFFS = torch.zeros(3, 9, dtype=torch.float64)
+for (_i, _j), _terms in {(0, 0): {2: -1}, (0, 1): {2: 1, 0: -1},      # col 0: (den - c0) P1 - den P0
+                         (1, 0): {2: -1}, (1, 2): {2: 1, 1: -1},      # col 1: (den - c1) P3 - den P0
+                         (2, 0): {2: 1}}.items():                     # col 2: den P0
+    for _k, _v in _terms.items():
+        _COEFFS[_k, 3 * _i + _j] = _v
+del _col, _terms, _row, _v, _i, _j, _k
+
+
+_QUAD_CONSTANTS: dict = {}
+
+
+def _square_to_quad_t(pts: Tensor) -> Tensor:
+    """``(den * Q)^T`` (float64 ``[N, 3, 3]``; its ROWS are the columns of ``den * Q``) for
+    quadrilaterals ``pts`` ``[N, 4, 2]`` (corners in the order top-left, top-right,
+    bottom-right, bottom-left), see the comment above.  Four batched matrix ops, no solve."""
+    key = str(pts.device)
+    if key not in _QUAD_CONSTANTS:  # the constant matrices on this device, copied once
+        _QUAD_CONSTANTS[key] = tuple(t.to(pts.device) for t in (_FEATURE_BIAS, _FEATURES, _COEFFS))
+    bias, features, coeffs = _QUAD_CONSTANTS[key]
+    n = pts.shape[0]
+    feats = torch.addmm(bias, pts.reshape(n, 8), features).view(n, 5, 3)  # u, v, P0, P1, P3
+    c = torch.linalg.cross(feats[:, 0], feats[:, 1], dim=-1)             # (-g den, -h den, den)
+    return (c @ coeffs).view(n, 3, 3) @ feats[:, 2:]                      # rows: den*Q's columns
+
+
+def _adjugate_of_transpose(qt: Tensor) -> Tensor:
+    """``adj(Q)`` given ``Q^T`` ``[..., 3, 3]``: its rows are the cross products of the
+    columns of ``Q`` (the rows of ``qt``), ``q1 x q2``, ``q2 x q0``, ``q0 x q1``."""
+    return torch.linalg.cross(qt.roll(-1, dims=-2), qt.roll(-2, dims=-2), dim=-1)
 
 
 def _homography(start: Tensor, end: Tensor) -> Tensor:
-    """Batched 3x3 homographies ``M`` with ``M @ (end_k, 1) ~ (start_k, 1)``.
+    """Batched 3x3 homographies ``M`` with ``M @ (end_k, 1) ~ (start_k, 1)``, normalised to
+    ``M[2, 2] = 1``.
 
     ``start``: ``[4, 2]`` or ``[B, 4, 2]``; ``end``: ``[B, 4, 2]``.  ``M`` maps
     output-image coordinates to input-image coordinates, the convention of
     torchvision's ``perspective`` (the output at ``end`` shows the input at
-    ``start``).  With ``M = [[a, b, c], [d, e, f], [g, h, 1]]`` each of the four
-    correspondences ``(x, y) -> (u, v)`` gives two linear equations::
-
-        a x + b y + c - g x u - h y u = u
-        d x + e y + f - g x v - h y v = v
-
-    and all ``B`` 8x8 systems are solved by one ``torch.linalg.solve``.
+    ``start``).  Closed form (no linear solve): ``M ~ Q_start adj(Q_end)`` with the
+    square-to-quad maps ``Q`` above; the same map torchvision's 8x8 least-squares system
+    ``a x + b y + c - g x u - h y u = u``, ``d x + e y + f - g x v - h y v = v`` (four
+    correspondences ``(x, y) -> (u, v)``) determines.
     """
     end = end.to(torch.float64)
-    start = start.to(torch.float64).expand_as(end)
-    x, y = end[..., 0], end[..., 1]          # [B, 4]
-    u, v = start[..., 0], start[..., 1]
-    one, zero = torch.ones_like(x), torch.zeros_like(x)
-    rows_u = torch.stack([x, y, one, zero, zero, zero, -x * u, -y * u], dim=-1)
-    rows_v = torch.stack([zero, zero, zero, x, y, one, -x * v, -y * v], dim=-1)
-    a_mat = torch.stack([rows_u, rows_v], dim=-2).reshape(*x.shape[:-1], 8, 8)
-    rhs = torch.stack([u, v], dim=-1).reshape(*x.shape[:-1], 8)
-    coeffs = torch.linalg.solve(a_mat, rhs)  # [B, 8]
-    return torch.cat([coeffs, torch.ones_like(coeffs[..., :1])], dim=-1).reshape(
-        *x.shape[:-1], 3, 3
-    )
+    start = start.to(torch.float64)
+    q_start = _square_to_quad_t(start.reshape(-1, 4, 2)).mT
+    m = q_start @ _adjugate_of_transpose(_square_to_quad_t(end))
+    return m / m[..., 2:, 2:]
+
+
+class _Constants:
+    """Per (H, W, device, dtype) constants of the warp, built once."""
+
+    def __init__(self, h: int, w: int, device: torch.device, work: torch.dtype):
+        f64 = dict(dtype=torch.float64, device=device)
+        self.start = torch.tensor([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], **f64)
+        # direction in which each corner moves inward: +1 from the left/top edge, -1 from the
+        # right/bottom edge
+        self.inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], **f64)
+        # pixel (continuous) -> grid_sample's align_corners=False coordinates, 2 u / W - 1
+        self.to_norm = torch.tensor([[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]], **f64)
+        # to_norm @ Q_start: output pixel -> normalised input coordinates is this @ adj(Q_end)
+        self.to_norm_q_start = self.to_norm @ _square_to_quad_t(self.start[None])[0].mT
+        # homogeneous pixel centres (j + 0.5, i + 0.5, 1) as columns, row-major: [3, H * W]
+        ys, xs = torch.meshgrid(torch.arange(h, **f64) + 0.5, torch.arange(w, **f64) + 0.5, indexing="ij")
+        self.centres = torch.stack([xs.flatten(), ys.flatten(), torch.ones(h * w, **f64)]).to(work)
+
+
+_CONSTANTS: dict = {}
+
+
+def _constants(h: int, w: int, device: torch.device, work: torch.dtype) -> _Constants:
+    key = (h, w, str(device), work)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        c = _CONSTANTS[key] = _Constants(h, w, device, work)
+    return c
+
+
+def _warp_normalised(x: Tensor, m: Tensor, c: _Constants) -> Tensor:
+    """Warp ``x`` ``[B, C, H, W]`` by ``m`` ``[B, 3, 3]`` (float64, any scale) mapping output
+    pixel centres ``(j + 0.5, i + 0.5, 1)`` to homogeneous ``grid_sample`` coordinates
+    (``align_corners=False``).  Bilinear, zeros outside the image."""
+    b, _, h, w = x.shape
+    # m @ (x, y, 1) for every pixel centre: ONE [B*3, 3] @ [3, H*W] matmul, channels first
+    # (a batched [B, H*W, 3] matmul, broadcast adds or a channels-last grid are slower on the CPU)
+    proj = torch.mm(m.to(c.centres.dtype).view(b * 3, 3), c.centres).view(b, 3, h, w)
+    grid = proj[:, :2].div_(proj[:, 2:]).permute(0, 2, 3, 1)    # normalised (x, y), [B, H, W, 2]
+    # the projective denominator can be exactly 0 at a pixel centre (a point at infinity):
+    # send such points outside the image, where they read the fill value 0 (as PIL does)
+    grid = grid.nan_to_num_(nan=2.0, posinf=2.0, neginf=-2.0).clamp_(-2.0, 2.0)
+    out = F.grid_sample(x.to(grid.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)
 
 
 def _warp(x: Tensor, homography: Tensor) -> Tensor:
@@ -120,33 +227,12 @@ def _warp(x: Tensor, homography: Tensor) -> Tensor:
     (torchvision/PIL convention); the homography is applied to these centres and
     the resulting input coordinates ``(u, v)`` in ``[0, W] x [0, H]`` are mapped
     to ``grid_sample``'s ``align_corners=False`` normalised coordinates by
-    ``2 u / W - 1`` and ``2 v / H - 1``.  Bilinear, zeros outside the image.
+    ``2 u / W - 1`` and ``2 v / H - 1`` (folded into the homography: it leaves the
+    projective denominator, the last row, unchanged).  Bilinear, zeros outside the image.
     """
-    b, _, h, w = x.shape
-    work = torch.promote_types(x.dtype, torch.float32)
-    # Fold the pixel -> normalised map into the homography (it leaves the
-    # projective denominator, the last row, unchanged).
-    to_norm = torch.tensor(
-        [[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]],
-        dtype=torch.float64,
-        device=x.device,
-    )
-    m = (to_norm @ homography.to(torch.float64)).to(work)  # [B, 3, 3]
-    xs = torch.arange(w, device=x.device, dtype=work) + 0.5
-    ys = torch.arange(h, device=x.device, dtype=work) + 0.5
-    # m @ (x, y, 1) for every pixel centre, as a column term plus a row term
-    # (cheaper than a [B, H*W, 3] matmul); result [B, H, W, 3].
-    col = (m[:, :, 0, None] * xs).transpose(1, 2).unsqueeze(1)  # [B, 1, W, 3]
-    row = (m[:, :, 1, None] * ys + m[:, :, 2, None]).transpose(1, 2).unsqueeze(2)  # [B, H, 1, 3]
-    proj = col + row
-    grid = proj[..., :2] / proj[..., 2:]  # normalised (x, y), [B, H, W, 2]
-    # the projective denominator can be exactly 0 at a pixel centre (a point at infinity):
-    # send such points outside the image, where they read the fill value 0 (as PIL does)
-    grid = torch.nan_to_num(grid, nan=2.0, posinf=2.0, neginf=-2.0).clamp_(-2.0, 2.0)
-    out = F.grid_sample(
-        x.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=False
-    )
-    return out.to(x.dtype)
+    _, _, h, w = x.shape
+    c = _constants(h, w, x.device, torch.promote_types(x.dtype, torch.float32))
+    return _warp_normalised(x, c.to_norm @ homography.to(torch.float64), c)
 
 
 def random_perspective(
@@ -157,14 +243,30 @@ def random_perspective(
     Each sample is independently warped with probability ``p`` by a random
     homography drawn as in torchvision; unselected samples are returned
     bitwise unchanged.  ``x``: float ``[B, C, H, W]``.
+
+    On the CPU only the selected samples (about ``p * B``) are warped; elsewhere all are
+    warped and the unselected ones taken back from ``x`` (no host sync for the selection).
     """
     b, _, h, w = x.shape
-    apply, start, end = _perspective_params(b, h, w, distortion, p, generator, x.device)
-    sel = apply.nonzero().squeeze(1)  # warp only the selected samples (about p * B)
-    out = x.clone()
-    if sel.numel():
-        out[sel] = _warp(x[sel], _homography(start, end[sel]))
-    return out
+    apply, off_x, off_y = _perspective_draws(b, h, w, distortion, p, generator, x.device)
+    c = _constants(h, w, x.device, torch.promote_types(x.dtype, torch.float32))
+    offsets = torch.stack([off_x, off_y], dim=-1)  # [B, 4, 2]
+    if x.device.type == "cpu":
+        sel = torch.nonzero(apply).view(-1)
+        if sel.numel() == 0:
+            return x.clone()
+        src = x.index_select(0, sel)
+        offsets = offsets.index_select(0, sel)
+    else:
+        src = x
+    # output pixel -> normalised input coordinate: to_norm @ Q_start @ adj(Q_end) (see above)
+    m = c.to_norm_q_start @ _adjugate_of_transpose(_square_to_quad_t(_end_points(c, offsets)))
+    warped = _warp_normalised(src, m, c)
+    if x.device.type == "cpu":
+        # the warped rows into a copy of x (in a training loop the fastest of the scatters
+        # measured: cat + gather, index_put, masked_scatter, where)
+        return x.clone().index_copy_(0, sel, warped)
+    return torch.where(apply.view(-1, 1, 1, 1), warped, x)
 
 
 # ----------------------------------------------------------------------------
@@ -214,18 +316,14 @@ def color_jitter_gray(
     b, c, brightness_first = _jitter_params(x.shape[0], brightness, contrast, generator, x.device)
     b, c = b.to(x.dtype).view(-1, 1, 1, 1), c.to(x.dtype).view(-1, 1, 1, 1)
     first = brightness_first.view(-1, 1, 1, 1)
-
-    def mean(t: Tensor) -> Tensor:
-        return t.mean(dim=(1, 2, 3), keepdim=True)
-
+    one_minus_c = 1.0 - c
     # first op: brightness (b, 0) or contrast (c, (1 - c) * mean(x))
-    alpha = torch.where(first, b, c)
-    beta = torch.where(first, torch.zeros_like(c), (1.0 - c) * mean(x))
-    y = (alpha * x + beta).clamp(0.0, 1.0)
+    # (alpha * x).add_(beta) rather than addcmul: several times faster on the CPU
+    beta = torch.where(first, 0.0, one_minus_c * x.mean(dim=(1, 2, 3), keepdim=True))
+    y = (torch.where(first, b, c) * x).add_(beta).clamp_(0.0, 1.0)
     # second op: contrast (c, (1 - c) * mean(y)) or brightness (b, 0)
-    alpha = torch.where(first, c, b)
-    beta = torch.where(first, (1.0 - c) * mean(y), torch.zeros_like(c))
-    return (alpha * y + beta).clamp(0.0, 1.0)
+    beta = torch.where(first, one_minus_c * y.mean(dim=(1, 2, 3), keepdim=True), 0.0)
+    return (torch.where(first, c, b) * y).add_(beta).clamp_(0.0, 1.0)
 
 
 def mnist_augment(x: Tensor, generator: torch.Generator) -> Tensor:

@@ -4,10 +4,10 @@ Both methods keep one row ``y~_i`` per training sample, initialised ``K * onehot
 paper Eq. 4), train in three stages by 0-based epoch (1: backbone, 2: joint network and label
 learning, 3: fine-tuning on the frozen table), use ``lr`` before ``stage2`` and ``lr2`` from
 it on, and move the table by a plain gradient step ``y~ <- y~ - lambda * dL/dy~`` (MLC Eq. 7,
-PENCIL's update). Each method writes its own loss ``L``; only the mechanics live here."""
+PENCIL's update). Each method writes its own loss ``L`` and the closed form of ``dL/dy~``
+(``trainables.mlc.label_grad``, ``trainables.pencil.label_grad``; the tests compare both with
+autograd); only the shared mechanics live here."""
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +26,3 @@ def stage_of(epoch: int, cfg: dict) -> int:
 def stage_lr(epoch: int, cfg: dict) -> float:
     """``lr`` before ``stage2``, ``lr2`` from it on (MLC paper Sec. V-A.3)."""
     return cfg["lr"] if epoch < cfg["stage2"] else cfg["lr2"]
-
-
-def gradient_step(ytilde: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor], lam: float) -> torch.Tensor:
-    """New rows ``y~ - lambda * d loss_of(y~) / d y~`` (``loss_of`` must use detached logits)."""
-    yt = ytilde.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss_of(yt), yt)
-    return ytilde.detach() - lam * grad

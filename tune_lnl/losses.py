@@ -35,16 +35,31 @@ def pencil_le(pred_logits: torch.Tensor, class_mean: bool = False) -> torch.Tens
     return le / pred_logits.shape[1] if class_mean else le
 
 
+def pencil_lc_le(pred_logits: torch.Tensor, log_yd: torch.Tensor, beta: float = 0.0,
+                 class_mean: bool = False) -> torch.Tensor:
+    """``lc + beta * le`` in one pass over the classes, given ``log_yd = log_softmax(y~)``
+    (computed once per batch and shared by the networks):
+
+        lc + beta le = sum_j p_j (log p_j - log y_d_j) - beta sum_j p_j log p_j
+                     = sum_j p_j ((1 - beta) log p_j - log y_d_j).
+
+    ``beta = 0`` is ``lc`` alone. Same value as ``pencil_lc(...) + beta * pencil_le(...)``."""
+    logp = F.log_softmax(pred_logits, dim=1)
+    inner = (logp - log_yd) if beta == 0.0 else (logp * (1.0 - beta)).sub_(log_yd)
+    out = torch.linalg.vecdot(logp.exp(), inner, dim=1)  # sum_j p_j inner_j
+    return out / pred_logits.shape[1] if class_mean else out
+
+
 def mae(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """MAE as in the IMAE paper: ``||onehot - p||_1 = 2 (1 - p_y)``."""
-    p_y = F.softmax(logits, dim=1).gather(1, labels[:, None]).squeeze(1)
-    return 2.0 * (1.0 - p_y)
+    """MAE as in the IMAE paper: ``||onehot - p||_1 = 2 (1 - p_y)``, with
+    ``p_y = exp(-CE)``: ``2 (1 - exp(-CE)) = -2 expm1(-CE)`` (one fused cross-entropy op)."""
+    return -2.0 * torch.expm1(-cross_entropy(logits, labels))
 
 
 def gce(logits: torch.Tensor, labels: torch.Tensor, q: float = 0.7) -> torch.Tensor:
-    """Generalized cross entropy ``(1 - p_y^q) / q`` (Zhang & Sabuncu 2018), via ``log p_y``."""
-    log_py = F.log_softmax(logits, dim=1).gather(1, labels[:, None]).squeeze(1)
-    return (1.0 - torch.exp(q * log_py)) / q
+    """Generalized cross entropy ``(1 - p_y^q) / q`` (Zhang & Sabuncu 2018), via
+    ``log p_y = -CE``: ``(1 - exp(-q CE)) / q = -expm1(-q CE) / q``."""
+    return torch.expm1(cross_entropy(logits, labels) * -q) / -q
 
 
 class _IMAE(torch.autograd.Function):
@@ -58,19 +73,19 @@ class _IMAE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, labels, T):
-        ctx.save_for_backward(logits, labels)
+        p_y = torch.exp(-cross_entropy(logits, labels))
+        ctx.save_for_backward(logits, labels, p_y)
         ctx.T = T
-        return mae(logits, labels)
+        return (1.0 - p_y).mul_(2.0)  # MAE, Eq. 16
 
     @staticmethod
     def backward(ctx, grad_out):
-        logits, labels = ctx.saved_tensors
+        logits, labels, p_y = ctx.saved_tensors
         onehot = F.one_hot(labels, logits.shape[1]).bool()
-        p_y = F.softmax(logits, dim=1).gather(1, labels[:, None])
         others = F.softmax(logits.masked_fill(onehot, float("-inf")), dim=1)  # softmax over j != y
-        direction = torch.where(onehot, torch.full_like(others, -1.0), others) / 2.0
-        weight = torch.exp(ctx.T * p_y * (1.0 - p_y))  # Eq. 21
-        return grad_out[:, None] * weight * direction, None, None  # Eq. 22
+        direction = others.masked_fill_(onehot, -1.0)  # (without the 1/2, folded into the scale)
+        weight = torch.exp((ctx.T * p_y) * (1.0 - p_y))  # Eq. 21
+        return (grad_out * weight * 0.5).unsqueeze(1) * direction, None, None  # Eq. 22
 
 
 def imae(logits: torch.Tensor, labels: torch.Tensor, T: float) -> torch.Tensor:
@@ -79,5 +94,11 @@ def imae(logits: torch.Tensor, labels: torch.Tensor, T: float) -> torch.Tensor:
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """``KL(p_a || p_b) + KL(p_b || p_a)`` per sample (MLC paper Eq. 1; JoCoR's co-regularization)."""
-    la, lb = F.log_softmax(logits_a, dim=1), F.log_softmax(logits_b, dim=1)
-    return (la.exp() * (la - lb)).sum(1) + (lb.exp() * (lb - la)).sum(1)
+    return symmetric_kl_log(F.log_softmax(logits_a, dim=1), F.log_softmax(logits_b, dim=1))
+
+
+def symmetric_kl_log(log_pa: torch.Tensor, log_pb: torch.Tensor) -> torch.Tensor:
+    """:func:`symmetric_kl` from log-probabilities, as one sum over the classes:
+    ``sum_j p_a_j (log p_a_j - log p_b_j) + sum_j p_b_j (log p_b_j - log p_a_j)
+    = sum_j (p_a_j - p_b_j) (log p_a_j - log p_b_j)``."""
+    return torch.linalg.vecdot(log_pa.exp() - log_pb.exp(), log_pa - log_pb, dim=1)

@@ -304,7 +304,8 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
 
     def on_death(pid):
         with _locked(run_root / ".claim.lock"):
-            _release(study, {pid}, exp_dir, key, run_root, count_retry=True)
+            # None: a trial asked for but not yet marked (the worker died inside the claim)
+            _release(study, {pid, None}, exp_dir, key, run_root, count_retry=True)
 
     def status():
         trials = study.get_trials(deepcopy=False)

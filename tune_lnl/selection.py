@@ -23,4 +23,4 @@ def cross_update_losses(loss_a: torch.Tensor, loss_b: torch.Tensor, forget_rate:
     small-loss, and vice versa. Returns ``(loss for A, loss for B)``."""
     keep_by_a = small_loss_selection(loss_a, forget_rate)
     keep_by_b = small_loss_selection(loss_b, forget_rate)
-    return loss_a[keep_by_b].mean(), loss_b[keep_by_a].mean()
+    return loss_a.index_select(0, keep_by_b).mean(), loss_b.index_select(0, keep_by_a).mean()

@@ -35,13 +35,17 @@ class TwoNetworks(Method):
         self.set_lr(lr)
         return rate, lr
 
-    def update_both(self, loss) -> None:
-        """One optimizer step of both networks on ``loss`` (each receives its own gradient)."""
+    def update_both(self, loss, add_grads=None):
+        """One optimizer step of both networks on ``loss`` (each receives its own gradient).
+        ``add_grads``: called between the backward pass and the steps (to add a gradient computed
+        in closed form to the parameters' ``.grad``); its return value is returned."""
         self.opt_a.zero_grad(set_to_none=True)
         self.opt_b.zero_grad(set_to_none=True)
         loss.backward()
+        extra = add_grads() if add_grads is not None else None
         self.opt_a.step()
         self.opt_b.step()
+        return extra
 
     def eval_models(self):
         return {"a": self.net_a, "b": self.net_b}
