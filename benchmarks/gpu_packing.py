@@ -31,7 +31,8 @@ def _worker(rank: int, cfg: dict, epochs: int, threads: int, barrier, queue) -> 
     torch.set_num_threads(threads)
     from tune_lnl.methods import method_class
     method = method_class(cfg["method"])(cfg)
-    method.train_epoch()  # warm-up (CUDA context, allocator, kernels)
+    with method.autocast():  # the run's amp (Method.step applies it the same way)
+        method.train_epoch()  # warm-up (CUDA context, allocator, kernels, compilation)
     method.epoch += 1
     if method.device.type == "cuda":
         torch.cuda.synchronize()
@@ -39,7 +40,8 @@ def _worker(rank: int, cfg: dict, epochs: int, threads: int, barrier, queue) -> 
     barrier.wait()
     t0 = time.time()
     for _ in range(epochs):
-        method.train_epoch()
+        with method.autocast():
+            method.train_epoch()
         method.epoch += 1
     if method.device.type == "cuda":
         torch.cuda.synchronize()

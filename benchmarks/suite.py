@@ -406,9 +406,15 @@ def measure_one(method_name: str, workload: str, args) -> dict:
 
     prime(method)
     log(f"{tag} ours (train_epoch)")
-    ours_s, ours_raw = timed(method.train_epoch, args.repeats, args.warmup, device, "ours")
+    def under_amp(fn):  # the run config's amp, applied as Method.step applies it
+        def run():
+            with method.autocast():
+                return fn()
+        return run
+
+    ours_s, ours_raw = timed(under_amp(method.train_epoch), args.repeats, args.warmup, device, "ours")
     log(f"{tag} evaluate")
-    eval_s, eval_raw = timed(method.evaluate, args.repeats, args.warmup, device, "evaluate")
+    eval_s, eval_raw = timed(under_amp(method.evaluate), args.repeats, args.warmup, device, "evaluate")
     rss_ours = peak_rss_mib()
     gpu_ours = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
 
@@ -428,7 +434,7 @@ def measure_one(method_name: str, workload: str, args) -> dict:
         firsts.append(feed.epoch())
         check_usual_epoch(feed, method)
 
-    usual_s, usual_raw = timed(usual_epoch, args.repeats, args.warmup, device, "usual")
+    usual_s, usual_raw = timed(under_amp(usual_epoch), args.repeats, args.warmup, device, "usual")
     usual_first = statistics.median(firsts[args.warmup:])
     del method.train_batches
 
