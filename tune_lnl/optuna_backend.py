@@ -35,14 +35,14 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from .config import SpaceConfig
+from .config import PRUNERS, SpaceConfig
+from .export import atomic_write
 from .studies import FAILURES, MAX_WORKER_RETRIES, METRIC, log_failure, setting_seed, study_name
 
 STORAGE_FILE = "optuna.journal"
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "result.json"
 OUTCOME = "outcome.json"
-PRUNERS = ("successive_halving", "hyperband")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be continued)
 
@@ -99,9 +99,7 @@ def _locked(path: Path):
 # -- one run (a trial or a final seed), resumable ---------------------------------------------
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
-    tmp = run_dir / (RESULTS + ".tmp")
-    tmp.write_text("".join(json.dumps(h, default=float) + "\n" for h in history))
-    os.replace(tmp, run_dir / RESULTS)
+    atomic_write(run_dir / RESULTS, "".join(json.dumps(h, default=float) + "\n" for h in history))
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -332,9 +330,7 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
 # -- finals -----------------------------------------------------------------------------------
 
 def _write_outcome(run_dir: Path, outcome: dict) -> None:
-    tmp = run_dir / (OUTCOME + ".tmp")
-    tmp.write_text(json.dumps(outcome))
-    os.replace(tmp, run_dir / OUTCOME)
+    atomic_write(run_dir / OUTCOME, json.dumps(outcome))
 
 
 def _final_worker(cfg: dict, run_dir: str, tb_dir: str, label: str, failures: str, threads: int) -> None:
