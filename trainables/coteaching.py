@@ -10,7 +10,7 @@ from __future__ import annotations
 from tune_lnl.losses import cross_entropy
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update_losses
+from tune_lnl.selection import cross_update
 from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
@@ -21,12 +21,14 @@ class CoTeaching(TwoNetworks):
     def train_epoch(self) -> dict:
         rate, lr = self.begin_epoch()
         meter = LossMeter(self.device)
-        for _, x, noisy in self.train_batches():
-            train_a, train_b = cross_update_losses(cross_entropy(self.net_a(x), noisy),
-                                                   cross_entropy(self.net_b(x), noisy), rate)
+        picked = self.selection_meter()  # analytics: precision of the small-loss selections
+        for idx, x, noisy in self.train_batches():
+            train_a, train_b, keep_by_a, keep_by_b = cross_update(cross_entropy(self.net_a(x), noisy),
+                                                                  cross_entropy(self.net_b(x), noisy), rate)
             self.update_both(train_a + train_b)  # the two terms touch disjoint networks
             meter.add(train_a)
-        return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr}
+            picked.add(idx, keep_by_a, keep_by_b)
+        return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr, "select_precision": picked.precision}
 
 
 class CoTeachingTrainable(MethodTrainable):

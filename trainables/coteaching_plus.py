@@ -36,7 +36,7 @@ import torch
 from tune_lnl.losses import cross_entropy
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update_losses
+from tune_lnl.selection import cross_update
 from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
@@ -65,7 +65,15 @@ def disagreement_update_losses(logits_a: torch.Tensor, logits_b: torch.Tensor, l
     """Co-teaching+'s update by disagreement. Returns ``(loss for A, loss for B, n_disagree)``:
     A's mean cross-entropy on the disagreeing samples B ranks small-loss, and vice versa; both
     networks' mean cross-entropy on the whole batch if no sample disagrees. ``n_disagree`` is a
-    0-dim device tensor."""
+    0-dim device tensor. :func:`disagreement_update` also returns the selections."""
+    return disagreement_update(logits_a, logits_b, labels, forget_rate)[:3]
+
+
+def disagreement_update(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor,
+                        forget_rate: float):
+    """:func:`disagreement_update_losses` plus the samples each network's loss was taken on:
+    ``(loss for A, loss for B, n_disagree, trained A on, trained B on)``, boolean masks over the
+    batch (B's selection, A's selection; the whole batch if no sample disagrees)."""
     loss_a, loss_b = cross_entropy(logits_a, labels), cross_entropy(logits_b, labels)
     disagree = logits_a.argmax(1) != logits_b.argmax(1)
     n_disagree = disagree.sum()
@@ -76,7 +84,7 @@ def disagreement_update_losses(logits_a: torch.Tensor, logits_b: torch.Tensor, l
     # masked means over the `keep` selected samples; the whole batch if none disagrees (fallback)
     train_a = torch.where(any_disagree, torch.where(keep_by_b, loss_a, 0.0).sum() / keep, loss_a.mean())
     train_b = torch.where(any_disagree, torch.where(keep_by_a, loss_b, 0.0).sum() / keep, loss_b.mean())
-    return train_a, train_b, n_disagree
+    return (train_a, train_b, n_disagree, keep_by_b | ~any_disagree, keep_by_a | ~any_disagree)
 
 
 class CoTeachingPlus(TwoNetworks):
@@ -90,20 +98,22 @@ class CoTeachingPlus(TwoNetworks):
         meter = LossMeter(self.device)
         disagreeing = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        for _, x, noisy in self.train_batches():
+        picked = self.selection_meter()  # analytics: precision of the samples trained on
+        for idx, x, noisy in self.train_batches():
             logits_a, logits_b = self.net_a(x), self.net_b(x)
             if by_disagreement:
-                train_a, train_b, n_disagree = disagreement_update_losses(logits_a, logits_b, noisy, rate)
-            else:  # plain Co-teaching
-                train_a, train_b = cross_update_losses(cross_entropy(logits_a, noisy),
-                                                       cross_entropy(logits_b, noisy), rate)
+                train_a, train_b, n_disagree, on_a, on_b = disagreement_update(logits_a, logits_b, noisy, rate)
+            else:  # plain Co-teaching (A trains on B's selection and vice versa)
+                train_a, train_b, on_b, on_a = cross_update(cross_entropy(logits_a, noisy),
+                                                            cross_entropy(logits_b, noisy), rate)
                 n_disagree = (logits_a.argmax(1) != logits_b.argmax(1)).sum()
             self.update_both(train_a + train_b)  # the two terms touch disjoint networks
             meter.add(train_a)
+            picked.add(idx, on_a, on_b)
             disagreeing += n_disagree
             seen += noisy.shape[0]
         return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr,
-                "disagree_frac": float(disagreeing) / max(1, seen)}
+                "disagree_frac": float(disagreeing) / max(1, seen), "select_precision": picked.precision}
 
 
 class CoTeachingPlusTrainable(MethodTrainable):

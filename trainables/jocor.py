@@ -34,13 +34,16 @@ class JoCoR(TwoNetworks):
         cfg = self.cfg
         rate, lr = self.begin_epoch()
         meter = LossMeter(self.device)
-        for _, x, noisy in self.train_batches():
+        picked = self.selection_meter()  # analytics: precision of the small-loss selection
+        for idx, x, noisy in self.train_batches():
             losses = joint_loss(self.net_a(x), self.net_b(x), noisy, cfg["co_lambda"])
             # one small-loss selection, both networks trained on it
-            loss = losses.index_select(0, small_loss_selection(losses, rate)).mean()
+            keep = small_loss_selection(losses, rate)
+            loss = losses.index_select(0, keep).mean()
             self.update_both(loss)
             meter.add(loss)
-        return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr}
+            picked.add(idx, keep)
+        return {"forget_rate": rate, "train_loss": meter.mean, "lr": lr, "select_precision": picked.precision}
 
 
 class JoCoRTrainable(MethodTrainable):

@@ -34,7 +34,7 @@ from tune_lnl.label_table import init_table, stage_lr, stage_of
 from tune_lnl.losses import cross_entropy, pencil_lc, pencil_lc_le, pencil_lo
 from tune_lnl.method import LossMeter
 from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update_losses, forget_rate_at, small_loss_selection
+from tune_lnl.selection import cross_update, forget_rate_at, small_loss_selection
 from tune_lnl.two_networks import TwoNetworks
 
 __all__ = ["MLC", "MLCTrainable", "PAPER_MNIST", "add_co_regularization_grad", "co_regularization",
@@ -248,6 +248,7 @@ class MLC(TwoNetworks):
         lr = lr_at(e, cfg)
         self.set_lr(lr)
         meter = LossMeter(self.device)
+        picked = self.selection_meter()  # analytics: precision of the small-loss selections
         for idx, x, noisy in self.train_batches():
             ytilde = self.ytilde.index_select(0, idx)  # this batch's rows (a copy)
             logits_a, logits_b = self.net_a(x), self.net_b(x)
@@ -255,7 +256,8 @@ class MLC(TwoNetworks):
             loss_a = network_loss(logits_a, terms, noisy, stage, cfg)
             loss_b = network_loss(logits_b, terms, noisy, stage, cfg)
             # co-teaching exchange: each network is trained on its PEER's small-loss selection
-            train_a, train_b = cross_update_losses(loss_a, loss_b, rate)
+            train_a, train_b, keep_by_a, keep_by_b = cross_update(loss_a, loss_b, rate)
+            picked.add(idx, keep_by_a, keep_by_b)
             # each network's loss + xi * ld (Eq. 3): the co-regularization's gradient is added in
             # closed form after the backward pass of the selection losses (same step as autograd
             # on train_a + train_b + co_regularization(...))
@@ -269,9 +271,9 @@ class MLC(TwoNetworks):
             meter.add(total)
         with torch.no_grad():
             dist = float(param_distance(self.net_a, self.net_b, cfg["variant"]))
-        label_acc = self.clean_agreement(self.ytilde.argmax(1))  # analytics only
-        return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": meter.mean,
-                "dist": dist, "label_acc": label_acc}
+        return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": meter.mean, "dist": dist,
+                "select_precision": picked.precision,
+                **self.label_correction(self.ytilde)}  # analytics only: label_acc, _clean, _noisy
 
 
 

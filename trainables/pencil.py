@@ -109,8 +109,8 @@ class PENCIL(SingleNetwork):
                 new_rows = label_update(logits, ytilde, noisy, alpha, beta, cfg["lambda"])
                 self.ytilde.index_copy_(0, idx, new_rows)
             meter.add(loss)
-        label_acc = self.clean_agreement(self.ytilde.argmax(1))  # analytics only
-        return {"stage": stage, "lr": lr, "train_loss": meter.mean, "label_acc": label_acc}
+        return {"stage": stage, "lr": lr, "train_loss": meter.mean,
+                **self.label_correction(self.ytilde)}  # analytics only: label_acc, _clean, _noisy
 
 
 

@@ -8,8 +8,8 @@ streaming Clothing1M data in :mod:`tune_lnl.clothing1m` offers the same):
 * ``num_classes``, ``n_train``, ``train_noisy`` / ``train_clean`` (device tensors; clean = -1
   where unknown), ``info``, ``default_augment`` (the dataset's batched augmentation);
 * ``batches(batch_size, generator, augment)``: one epoch of ``(idx, x, noisy)``;
-* ``splits()`` and ``accuracy(model, split)`` for ``test``, ``noisy_val``, ``clean_val``,
-  ``clean_intact``.
+* ``splits()``, ``labels(split)``, ``logits(model, split)`` and ``accuracy(model, split)`` for
+  ``test``, ``noisy_val``, ``clean_val``, ``clean_intact``.
 """
 from __future__ import annotations
 
@@ -40,9 +40,20 @@ class DeviceData:
     def splits(self) -> tuple[str, ...]:
         return ("test", "clean_intact") + (("noisy_val",) if self.val_x.shape[0] else ())
 
-    def accuracy(self, model: torch.nn.Module, split: str) -> float:
-        x, y = {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
+    def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
                 "clean_intact": (self.train_x, self.train_clean)}[split]
+
+    def labels(self, split: str) -> torch.Tensor:
+        """The labels a split is scored against (noisy for ``noisy_val``, clean otherwise)."""
+        return self._split(split)[1]
+
+    def logits(self, model: torch.nn.Module, split: str) -> torch.Tensor:
+        """``model``'s float logits ``[n, C]`` over ``split`` (eval mode, chunked)."""
+        return predict_logits(model, self._split(split)[0])
+
+    def accuracy(self, model: torch.nn.Module, split: str) -> float:
+        x, y = self._split(split)
         return accuracy(predict(model, x), y)
 
     @property
@@ -68,13 +79,20 @@ def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x_uint8: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Arg-max predictions of ``model`` over a uint8 image tensor, in chunks, eval mode."""
+def predict_logits(model: torch.nn.Module, x_uint8: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Float logits ``[n, C]`` of ``model`` over a uint8 image tensor, in chunks, eval mode."""
     was_training = model.training
     model.eval()
-    out = [model(to_float(x_uint8[i:i + chunk])).argmax(1) for i in range(0, x_uint8.shape[0], chunk)]
+    out = [model(to_float(x_uint8[i:i + chunk])).float() for i in range(0, x_uint8.shape[0], chunk)]
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x_uint8.device)
+    return torch.cat(out) if out else torch.empty(0, 0, device=x_uint8.device)
+
+
+def predict(model: torch.nn.Module, x_uint8: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Arg-max predictions of ``model`` over a uint8 image tensor, in chunks, eval mode."""
+    if x_uint8.shape[0] == 0:
+        return torch.empty(0, dtype=torch.long, device=x_uint8.device)
+    return predict_logits(model, x_uint8, chunk).argmax(1)
 
 
 def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:

@@ -479,8 +479,8 @@ class Clothing1MDeviceData:
         return int(self._split_rows[split].numel())
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, split: str) -> torch.Tensor:
-        """Arg-max predictions over ``split`` in its order (eval mode; restores ``model.training``)."""
+    def logits(self, model: nn.Module, split: str) -> torch.Tensor:
+        """Float logits ``[n, C]`` over ``split`` in its order (eval mode; restores ``model.training``)."""
         if split not in self._split_rows:
             raise ValueError(f"no split {split!r} in this Clothing1M run; available: {', '.join(self.splits())}")
         rows = self._split_rows[split]
@@ -490,11 +490,20 @@ class Clothing1MDeviceData:
         model.eval()
         stream = self._stream(plan)
         try:
-            out = [model(_to_float(center_crop(x, CROP_SIZE))).argmax(1) for x in stream]
+            out = [model(_to_float(center_crop(x, CROP_SIZE))).float() for x in stream]
         finally:
             stream.close()
             model.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=self.device)
+        return torch.cat(out) if out else torch.empty(0, 0, device=self.device)
+
+    def predict(self, model: nn.Module, split: str) -> torch.Tensor:
+        """Arg-max predictions over ``split`` in its order."""
+        z = self.logits(model, split)
+        return z.argmax(1) if z.numel() else torch.empty(0, dtype=torch.long, device=self.device)
+
+    def labels(self, split: str) -> torch.Tensor:
+        """The labels a split is scored against (noisy for ``noisy_val``, clean otherwise)."""
+        return self._split_labels[split]
 
     def accuracy(self, model: nn.Module, split: str) -> float:
         labels = self._split_labels.get(split)

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .analytics import SelectionMeter, divergence, label_correction
 from .data import NoisyData, cached_noisy_data
 from .methods import AMP_MODES
 
@@ -198,17 +199,33 @@ class Method:
 
     def evaluate(self) -> dict:
         """Test accuracy (logged, never selects) and every held-out proxy the data offers;
-        ``clean_intact`` (a pass over the whole training set) only when it is the proxy."""
+        ``clean_intact`` (a pass over the whole training set) only when it is the proxy. With two
+        networks also their divergence (:func:`tune_lnl.analytics.divergence`, MLC Eq. 1) on each
+        held-out split: ``divergence_test``, ``divergence_noisy_val``, ``divergence_clean_val``."""
         d = self.data
         splits = [s for s in ("test", "noisy_val", "clean_val") if s in d.splits()]
         if self.cfg["proxy"] == "clean_intact":
             splits.append("clean_intact")
+        models = self.eval_models()
         out: dict[str, float] = {}
-        for i, (tag, model) in enumerate(self.eval_models().items()):
-            suffix = "" if i == 0 else f"_{tag}"
-            for split in splits:
-                out[f"{split}_acc{suffix}"] = d.accuracy(model, split)
+        for split in splits:
+            labels = d.labels(split)
+            logits = {tag: d.logits(model, split) for tag, model in models.items()}
+            for i, (tag, z) in enumerate(logits.items()):
+                suffix = "" if i == 0 else f"_{tag}"
+                out[f"{split}_acc{suffix}"] = float((z.argmax(1) == labels).float().mean()) if labels.numel() else float("nan")
+            if len(logits) == 2 and split != "clean_intact":
+                out[f"divergence_{split}"] = divergence(*logits.values())
         return out
+
+    def selection_meter(self) -> SelectionMeter:
+        """A fresh :class:`~tune_lnl.analytics.SelectionMeter` over this run's training labels."""
+        return SelectionMeter(self.data.train_noisy, self.data.train_clean)
+
+    def label_correction(self, table: torch.Tensor) -> dict[str, float]:
+        """Label-correction analytics of a label table (:func:`tune_lnl.analytics.label_correction`
+        of its arg-max): ``label_acc``, ``label_acc_clean``, ``label_acc_noisy``. Never selects."""
+        return label_correction(table.argmax(1), self.data.train_noisy, self.data.train_clean)
 
     def step(self) -> dict:
         """One epoch of training plus evaluation; returns (and records) the epoch's metrics."""
@@ -286,15 +303,6 @@ class Method:
                 for k, v in st.items():
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
                         st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
-
-    @torch.no_grad()
-    def clean_agreement(self, labels: torch.Tensor) -> float:
-        """Share of training samples whose ``labels`` equal the clean label, over the samples
-        whose clean label is known (all for synthetic noise). Analytics only: never selects."""
-        known = self.data.train_clean >= 0
-        if not bool(known.any()):
-            return float("nan")
-        return float((labels[known] == self.data.train_clean[known]).float().mean())
 
     def close(self) -> None:
         """Release what the data holds open (Clothing1M's decoding workers; never cached, so no

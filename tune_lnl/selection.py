@@ -18,9 +18,16 @@ def small_loss_selection(losses: torch.Tensor, forget_rate: float) -> torch.Tens
     return torch.topk(losses.detach(), keep, largest=False, sorted=False).indices
 
 
-def cross_update_losses(loss_a: torch.Tensor, loss_b: torch.Tensor, forget_rate: float):
+def cross_update(loss_a: torch.Tensor, loss_b: torch.Tensor, forget_rate: float):
     """Co-teaching's exchange: A's training loss is its mean loss on the samples B ranks as
-    small-loss, and vice versa. Returns ``(loss for A, loss for B)``."""
+    small-loss, and vice versa. Returns ``(loss for A, loss for B, A's selection, B's
+    selection)``, the selections as positions in the batch (for the precision analytics)."""
     keep_by_a = small_loss_selection(loss_a, forget_rate)
     keep_by_b = small_loss_selection(loss_b, forget_rate)
-    return loss_a.index_select(0, keep_by_b).mean(), loss_b.index_select(0, keep_by_a).mean()
+    return (loss_a.index_select(0, keep_by_b).mean(), loss_b.index_select(0, keep_by_a).mean(),
+            keep_by_a, keep_by_b)
+
+
+def cross_update_losses(loss_a: torch.Tensor, loss_b: torch.Tensor, forget_rate: float):
+    """:func:`cross_update` without the selections: ``(loss for A, loss for B)``."""
+    return cross_update(loss_a, loss_b, forget_rate)[:2]
