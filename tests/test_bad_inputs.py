@@ -92,6 +92,8 @@ CASES = [
     ("too-many-trials", lambda t, d: ["--space", str(MLC), "--num-samples", "20000"], ["--num-samples", "20000"]),
     ("zero-trials", lambda t, d: ["--space", str(MLC), "--num-samples", "0"], ["--num-samples", "0"]),
     ("zero-seeds", lambda t, d: ["--space", str(MLC), "--seeds", "0"], ["--seeds", "0"]),
+    ("paper-only-with-num-samples", lambda t, d: ["--space", str(MLC), "--paper-only", "--num-samples", "3"],
+     ["--paper-only", "no search", "--num-samples"]),
     ("workers-zero", lambda t, d: ["--space", str(MLC), "--backend", "optuna", "--workers", "0"],
      ["--workers", "[1, 256]", "0"]),
     ("workers-with-ray-backend", lambda t, d: ["--space", str(MLC), "--backend", "ray", "--workers", "2"],

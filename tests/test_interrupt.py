@@ -82,6 +82,18 @@ def _check_complete(exp: Path, space):
     assert len(rows) == 1 + space.final_seeds
 
 
+def _check_report(exp: Path, status: str):
+    """The report of the experiment as it is now (killed, or resumed to its end) builds, its
+    figures are valid PNGs, and it says what state the experiment is in."""
+    from test_report import assert_valid_report
+    from tune_lnl.report import build
+    build(exp, quiet=True)
+    md = assert_valid_report(exp)
+    assert f"status: {status}" in md
+    names = {p.name for p in (exp / "report" / "figures").glob("*.png")}
+    assert {f"top_mlc_{SETTING}.png", f"rungs_mlc_{SETTING}.png", f"analytics_{SETTING}.png"} <= names
+
+
 @pytest.fixture(scope="module")
 def space(repo):
     from tune_lnl.config import load_space
@@ -97,8 +109,10 @@ def test_sigkill_during_the_search_then_resume(tmp_path, repo, data_root, space,
     _run_and_kill(cmd, repo, lambda: any(1 <= len(_epochs(d)) < 4 for d in _trial_dirs(search)))
     assert not (exp / "finals.csv").exists()
     before = {d.name: _epochs(d) for d in _trial_dirs(search)}
+    _check_report(exp, "interrupted during the search")
     _resume(cmd, repo)
     _check_complete(exp, space)
+    _check_report(exp, "finished")
     for name, seq in before.items():  # what had been reported before the kill is kept
         assert _epochs(search / name)[:len(seq)] == seq
 
@@ -111,6 +125,7 @@ def test_sigkill_during_the_finals_then_resume(tmp_path, repo, data_root, space,
     _run_and_kill(cmd, repo, lambda: any(len(_epochs(d)) >= 2 for d in _trial_dirs(finals)))
     assert (exp / "search" / "mlc" / SETTING / ".done").exists()
     n_search = len(_trial_dirs(exp / "search" / "mlc" / SETTING))
+    _check_report(exp, "interrupted during the finals")
     proc = _resume(cmd, repo)
     assert f"[mlc/{SETTING}] search" not in proc.stdout  # a finished search is not rerun
     assert len(_trial_dirs(exp / "search" / "mlc" / SETTING)) == n_search

@@ -58,6 +58,26 @@ def test_outputs_exist(smoke_run):
     assert "tensorboard --logdir" in proc.stdout
 
 
+def test_the_search_builds_its_report(smoke_run):
+    """The search ends by writing report/ (and saying where): per setting the finals box plot,
+    curves and analytics; per method and setting the top trials and rungs, and from the study
+    the importance and parallel coordinates (drawn whenever two trials completed)."""
+    from tune_lnl.studies import open_study
+    from test_report import assert_valid_report
+    exp, proc = smoke_run
+    assert f"report: {exp / 'report' / 'report.html'}" in proc.stdout
+    md = assert_valid_report(exp)
+    names = {p.name for p in (exp / "report" / "figures").glob("*.png")}
+    for s in SETTINGS:
+        assert {f"box_{s}.png", f"finals_{s}.png", f"analytics_{s}.png"} <= names
+        for m in METHODS:
+            assert {f"top_{m}_{s}.png", f"rungs_{m}_{s}.png"} <= names, (m, s)
+            complete = [t for t in open_study(exp, f"{m}/{s}").trials if t.state.name == "COMPLETE"]
+            if len(complete) >= 2:
+                assert {f"importance_{m}_{s}.png", f"parallel_{m}_{s}.png"} <= names, (m, s)
+    assert "status: finished" in md
+
+
 def test_combined_table_has_the_papers_shape(smoke_run):
     """finals.md: one row per method, a best and a last column per setting, each cell the mean ±
     std of finals.csv's per-seed values (recomputed here); the oracle figure sits apart, labelled."""

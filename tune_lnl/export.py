@@ -21,11 +21,15 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]]) -> None:
+#: how the configs of an experiment were chosen (best_configs.yaml's ``selected_by``)
+SELECTED_BY_PROXY = "proxy_best (max of the proxy over epochs; test accuracy never used)"
+SELECTED_BY_PAPER = "none: the space file's paper values (--paper-only); the proxy chose only the epoch"
+
+
+def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]], paper_only: bool = False) -> None:
     """``best``: method -> setting -> {"config": full run config, "proxy_best": float, ...}."""
     doc = {"kind": BEST_KIND, "experiment": exp.name, "dataset": exp.dataset, "proxy": exp.proxy,
-           "space_file": str(exp.path),
-           "selected_by": "proxy_best (max of the proxy over epochs; test accuracy never used)",
+           "space_file": str(exp.path), "selected_by": SELECTED_BY_PAPER if paper_only else SELECTED_BY_PROXY,
            "methods": best}
     atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
 
@@ -33,7 +37,7 @@ def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]]) -> Non
 FIELDS = ["method", "setting", "seed", "best", "best_epoch", "proxy", "last", "oracle_max", "epochs"]
 
 
-def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]]) -> str:
+def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only: bool = False) -> str:
     """``runs``: method -> setting -> seed -> summary (see :func:`tune_lnl.studies.summarize_run`).
     Writes ``finals.csv`` (one row per method, setting and seed) and ``finals.md``: rows are
     methods, columns settings with "best" and "last" per cell (the MLC paper's Tables II/III),
@@ -47,7 +51,7 @@ def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]]
                 w.writerow({"method": method, "setting": setting, "seed": seed,
                             **{k: summary[k] for k in FIELDS[3:]}})
     atomic_write(exp_dir / "finals.csv", buf.getvalue())
-    text = finals_markdown(exp, runs)
+    text = finals_markdown(exp, runs, paper_only)
     atomic_write(exp_dir / "finals.md", text)
     return text
 
@@ -57,15 +61,16 @@ def _cell(per_seed: dict[int, dict], key: str) -> str:
     return f"{m:.2f} ± {sd:.2f}"
 
 
-def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]]) -> str:
+def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only: bool = False) -> str:
     settings = list(dict.fromkeys(s for per in runs.values() for s in per))
     n_seeds = sorted({len(per_seed) for per in runs.values() for per_seed in per.values()})
     last_k = exp.finals["last_k"]
     head = "| method | " + " | ".join(f"{s} best | {s} last" for s in settings) + " |"
     rule = "| --- |" + " --- | --- |" * len(settings)
     lines = [f"# Finals: {exp.name} ({exp.dataset}, proxy `{exp.proxy}`)", "",
-             f"Test accuracy (%), mean ± std over {'/'.join(map(str, n_seeds))} seeds, each method with its "
-             f"proxy-selected hyperparameters. **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
+             f"Test accuracy (%), mean ± std over {'/'.join(map(str, n_seeds))} seeds, each method with "
+             + ("the space file's paper hyperparameters (--paper-only, no search)" if paper_only else
+                "its proxy-selected hyperparameters") + f". **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
              f"never the test set; **last**: mean of the last {last_k} epochs.", "", head, rule]
     for method, per in runs.items():
         cells = " | ".join(f"{_cell(per[s], 'best')} | {_cell(per[s], 'last')}" if s in per else "- | -"

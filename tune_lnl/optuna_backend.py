@@ -348,57 +348,74 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
                    resume: bool = False, workers: int | None = None) -> dict[int, list[dict]]:
     """Retrain ``config`` with each seed (all epochs, no pruning), ``workers`` at a time, each
     continuing from its checkpoint after an interruption; returns seed -> metric history."""
-    exp_dir = Path(exp_dir)
-    key = study_name(space.method, setting)
-    label = f"{key} finals"
-    run_root, tb_root = _setting_dirs(exp_dir, space.method, setting, "finals")
-    n, threads = workers_for(space, workers)
-    print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs, {n} at a time", flush=True)
-    ctx = mp.get_context("spawn")
-    pending = [s for s in seeds if not (run_root / f"seed_{s}" / OUTCOME).exists()]  # not yet run to its end
-    procs: dict = {}
-    deaths: dict[int, int] = {}
+    return finals_many([(space, setting, config, seeds)], exp_dir, resume, workers)[(space.method, setting)]
 
-    def start(seed):
-        p = ctx.Process(target=_final_worker, args=({**config, "seed": seed}, str(run_root / f"seed_{seed}"),
-                                                    str(tb_root / f"seed_{seed}"), label, str(exp_dir / FAILURES),
-                                                    threads))
+
+def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False,
+                workers: int | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """The finals of several methods and settings from ONE pool of ``workers`` processes (a
+    final run per (method, setting, seed), all epochs, no pruning), so that few seeds still fill
+    every worker. ``jobs``: ``(space, setting, config, seeds)`` each. A run continues from its
+    checkpoint after an interruption; one whose worker dies is restarted (at most
+    :data:`~tune_lnl.studies.MAX_WORKER_RETRIES` times). Returns (method, setting) -> seed ->
+    metric history of the runs that completed."""
+    exp_dir = Path(exp_dir)
+    runs = []  # (job key, label, seed, config, run dir, TensorBoard dir)
+    for space, setting, config, seeds in jobs:
+        key = study_name(space.method, setting)
+        run_root, tb_root = _setting_dirs(exp_dir, space.method, setting, "finals")
+        for seed in seeds:
+            runs.append(((space.method, setting), f"{key} finals", seed, {**config, "seed": seed},
+                         run_root / f"seed_{seed}", tb_root / f"seed_{seed}"))
+    n, threads = workers_for(jobs[0][0], workers)
+    todo = [r for r in runs if not (r[4] / OUTCOME).exists()]  # not yet run to its end
+    print(f"finals: {len(runs)} runs ({len(jobs)} method/setting pairs; {len(runs) - len(todo)} already done), "
+          f"{n} at a time", flush=True)
+    ctx = mp.get_context("spawn")
+    procs: dict = {}
+    deaths: dict[Path, int] = {}
+
+    def start(run):
+        _, label, seed, cfg, run_dir, tb_dir = run
+        p = ctx.Process(target=_final_worker, args=(cfg, str(run_dir), str(tb_dir), label,
+                                                    str(exp_dir / FAILURES), threads))
         p.start()
-        procs[p.sentinel] = (p, seed)
+        procs[p.sentinel] = (p, run)
 
     try:
-        while pending or procs:
-            while pending and len(procs) < n:
-                start(pending.pop(0))
+        while todo or procs:
+            while todo and len(procs) < n:
+                start(todo.pop(0))
             for sentinel in mp.connection.wait(list(procs)):
-                p, seed = procs.pop(sentinel)
+                p, run = procs.pop(sentinel)
                 p.join()
-                d = run_root / f"seed_{seed}"
+                _, label, seed, cfg, d, _ = run
                 if p.exitcode == 0 or (d / OUTCOME).exists():
                     continue
-                deaths[seed] = deaths.get(seed, 0) + 1
+                deaths[d] = deaths.get(d, 0) + 1
                 print(f"[{label}] worker of seed {seed} died (exit code {p.exitcode})", flush=True)
-                if deaths[seed] <= MAX_WORKER_RETRIES:
-                    pending.insert(0, seed)  # continues from its checkpoint
+                if deaths[d] <= MAX_WORKER_RETRIES:
+                    todo.insert(0, run)  # continues from its checkpoint
                     continue
                 d.mkdir(parents=True, exist_ok=True)
-                err = f"its worker process died {deaths[seed]} times"
+                err = f"its worker process died {deaths[d]} times"
                 _write_outcome(d, {"state": "failed", "error": err})
                 log_failure(exp_dir / FAILURES, label, f"seed {seed}", "worker (retries exhausted)", err,
-                            len(read_history(d)), {**config, "seed": seed}, d)
+                            len(read_history(d)), cfg, d)
     finally:
         for p, _ in procs.values():  # interrupted (Ctrl-C): no orphaned workers
             if p.is_alive():
                 p.terminate()
             p.join()
-    histories = {}
-    for seed in seeds:
-        d = run_root / f"seed_{seed}"
+    out: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for job, label, seed, _, d, _ in runs:
+        out.setdefault(job, {})
         outcome = json.loads((d / OUTCOME).read_text())
         if outcome["state"] != "complete":
-            print(f"[{key}] final run with seed {seed} FAILED; left out of the finals table", flush=True)
+            print(f"[{label}] final run with seed {seed} FAILED; left out of the finals table", flush=True)
             continue
-        histories[seed] = read_history(d)
-    if not histories:
-        raise RuntimeError(f"[{key}] every final run failed: see {exp_dir / FAILURES}")
-    return histories
+        out[job][seed] = read_history(d)
+    for (method, setting), histories in out.items():
+        if not histories:
+            raise RuntimeError(f"[{study_name(method, setting)}] every final run failed: see {exp_dir / FAILURES}")
+    return out

@@ -49,6 +49,9 @@ def parse_args(argv=None):
                    help="--backend optuna: worker processes (default: CPUs / search.cpus_per_trial, "
                         "on a GPU at most 1 / search.gpus_per_trial per GPU)")
     p.add_argument("--address", help="join an existing Ray cluster (storage must be shared; --backend ray)")
+    p.add_argument("--paper-only", action="store_true",
+                   help="no search: the finals retrain each method's paper values (the file's 'paper' and "
+                        "'fixed'); only the epoch is chosen, by the proxy (reproducing a paper's table)")
     p.add_argument("--smoke", action="store_true", help="tiny budget: a few thousand images, epochs, trials")
     return p.parse_args(argv)
 
@@ -59,8 +62,11 @@ def fail(msg: str) -> None:
 
 
 def manifest(exp, args, methods, settings, num_samples, seeds) -> dict:
-    return {"space_file": str(exp.path), "space": exp.raw, "smoke": bool(args.smoke), "methods": methods,
-            "settings": settings, "num_samples": num_samples, "final_seeds": seeds, "backend": args.backend}
+    out = {"space_file": str(exp.path), "space": exp.raw, "smoke": bool(args.smoke), "methods": methods,
+           "settings": settings, "num_samples": num_samples, "final_seeds": seeds, "backend": args.backend}
+    if args.paper_only:  # absent otherwise: experiments of earlier versions still --resume
+        out.update(num_samples=0, paper_only=True)
+    return out
 
 
 def resolve_backend(name: str, address) -> str:
@@ -131,6 +137,8 @@ def main(argv=None) -> int:
     n_seeds = exp.first.final_seeds if args.seeds is None else args.seeds                 # not "default"
     if num_samples < 1 or num_samples > 10000:
         fail(f"--num-samples must lie in [1, 10000], got {num_samples}")
+    if args.paper_only and args.num_samples is not None:
+        fail("--paper-only runs no search: --num-samples has no meaning with it")
     if n_seeds < 1 or n_seeds > 100:
         fail(f"--seeds must lie in [1, 100], got {n_seeds}")
     if args.workers is not None and not 1 <= args.workers <= 256:
@@ -187,7 +195,9 @@ def main(argv=None) -> int:
         from . import optuna_backend as backend
         extra = {"workers": args.workers}
     print(f"experiment: {exp_dir}\nbackend: {args.backend}; methods: {', '.join(methods)}; settings: "
-          f"{', '.join(settings)}; {num_samples} trials each; {n_seeds} final seeds; proxy {exp.proxy}; "
+          f"{', '.join(settings)}; "
+          + ("no search (--paper-only: the paper's values)" if args.paper_only else f"{num_samples} trials each")
+          + f"; {n_seeds} final seeds; proxy {exp.proxy}; "
           f"data {data_root}", flush=True)
 
     best: dict[str, dict] = {}
@@ -196,6 +206,10 @@ def main(argv=None) -> int:
         best[method] = {}
         for setting in settings:
             key = study_name(method, setting)
+            if args.paper_only:
+                best[method][setting] = {"config": space.paper_config(setting, str(data_root)), "proxy_best": None,
+                                         "selected_by": "the file's paper values (--paper-only: no search)"}
+                continue
             done = exp_dir / "search" / method / setting / ".done"  # a finished search is never rerun
             if done.exists():
                 study = backend.load_study(exp_dir, key)
@@ -224,25 +238,33 @@ def main(argv=None) -> int:
                 "optuna_trial": bt.number, "trial_states": dict(Counter(t.state.name for t in study.trials))}
             print(f"[{key}] best by proxy: trial {bt.number}, {METRIC} {bt.value:.4f}, {bt.params}",
                   flush=True)
-    write_best_configs(exp_dir / "best_configs.yaml", exp, best)
+    write_best_configs(exp_dir / "best_configs.yaml", exp, best, paper_only=args.paper_only)
 
     seeds = list(range(1, n_seeds + 1))
-    runs: dict[str, dict] = {}
-    for method in methods:
-        runs[method] = {}
-        for setting in settings:
-            try:
-                histories = backend.finals_setting(exp.methods[method], setting, best[method][setting]["config"],
-                                                   exp_dir, seeds, resume=args.resume, **extra)
-            except RuntimeError as exc:
-                fail(str(exc))
-            runs[method][setting] = {seed: summarize_run(h, exp.finals["last_k"])
-                                     for seed, h in histories.items()}
-    table = write_finals(exp_dir, exp, runs)
+    runs: dict[str, dict] = {method: {} for method in methods}
+    try:
+        if hasattr(backend, "finals_many"):  # one pool of workers for every method and setting
+            done = backend.finals_many([(exp.methods[m], s, best[m][s]["config"], seeds)
+                                        for m in methods for s in settings], exp_dir, resume=args.resume, **extra)
+        else:
+            done = {(m, s): backend.finals_setting(exp.methods[m], s, best[m][s]["config"], exp_dir, seeds,
+                                                   resume=args.resume, **extra)
+                    for m in methods for s in settings}
+    except RuntimeError as exc:
+        fail(str(exc))
+    for (method, setting), histories in done.items():
+        runs[method][setting] = {seed: summarize_run(h, exp.finals["last_k"]) for seed, h in histories.items()}
+    table = write_finals(exp_dir, exp, runs, paper_only=args.paper_only)
     print("\n" + table)
-    print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md, "
-          f"{'optuna.db' if args.backend == 'ray' else 'optuna.journal'}\n"
-          f"TensorBoard: tensorboard --logdir {exp_dir}", flush=True)
+    print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md"
+          + ("" if args.paper_only else f", {'optuna.db' if args.backend == 'ray' else 'optuna.journal'}")
+          + f"\nTensorBoard: tensorboard --logdir {exp_dir}", flush=True)
+    try:  # the figures are a view of the outputs above: a failure here loses nothing
+        from .report import build as build_report
+        build_report(exp_dir)
+    except Exception as exc:  # noqa: BLE001
+        print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "
+              f"retry with: python -m tune_lnl.report {exp_dir}", flush=True)
     if args.backend == "ray":
         ray.shutdown()
     lock.close()
