@@ -45,6 +45,34 @@ def test_compare_files_hold_the_papers_rows():
         ("none", 0.0), ("uniform", 0.2), ("uniform", 0.5), ("uniform", 0.8)}
 
 
+def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
+    """docs/reproduction.md's files: reproduce_mnist_table2.yaml is compare_mnist.yaml with 80
+    epochs (MLC/PENCIL: the paper's 30-epoch warm-up, 50 for MLC on pair-0.45, label correction
+    until 60, 65 for MLC on pair-0.45); imae_compare_mnist.yaml is CE/MAE/IMAE (T = 8) under
+    uniform noise 0.2/0.5/0.8. Every paper value (Table I lambda, forget rate = noise rate, mu,
+    xi, K, lr) is that of compare_mnist.yaml."""
+    full, short = (load_experiment(REPO / f"search_spaces/{f}.yaml") for f in ("compare_mnist", "reproduce_mnist_table2"))
+    assert list(short.methods) == list(full.methods) and short.settings == full.settings
+    table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
+    budget = {"epochs", "stage2"}
+    for m, space in short.methods.items():
+        for s in short.settings:
+            a, b = full.methods[m].paper_config(s, "/"), space.paper_config(s, "/")
+            assert b["epochs"] == 80
+            assert {k for k in a if a[k] != b[k]} <= budget, (m, s)
+            if m in ("mlc", "pencil"):
+                assert b["stage1"] == (50 if (m, s) == ("mlc", "pair-0.45") else 30)
+                assert b["stage2"] == (65 if (m, s) == ("mlc", "pair-0.45") else 60)
+                assert b["lambda"] == table_i[s]
+    imae = load_experiment(REPO / "search_spaces/imae_compare_mnist.yaml")
+    assert list(imae.methods) == ["ce", "mae", "imae"]
+    assert {(v.noise_type, v.noise_rate) for v in imae.first.settings.values()} == {
+        ("uniform", 0.2), ("uniform", 0.5), ("uniform", 0.8)}
+    for s in imae.settings:
+        cfg = imae.methods["imae"].paper_config(s, "/")
+        assert (cfg["T"], cfg["epochs"], cfg["model"], cfg["lr"]) == (8.0, 80, "mlp", 1e-3)
+
+
 @pytest.mark.parametrize("path", ["imae_cifar10.yaml", "imae_compare_cifar10.yaml"])
 def test_imae_cifar10_is_the_imae_papers_setup(path):
     """IMAE Sec. 5.1: ResNet, SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10
