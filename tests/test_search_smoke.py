@@ -173,4 +173,10 @@ def test_tensorboard_lists_every_trial_with_hparams(smoke_run):
         assert {"method", "setting", "noise_rate", "seed", "lr"} <= set(hp)
         if "/mlc/" in str(run):
             assert {"lambda", "mu", "xi", "K", "forget_rate"} <= set(hp)
-        assert "proxy" in acc.Tags()["scalars"] and "test_acc" in acc.Tags()["scalars"]
+        scalars = set(acc.Tags()["scalars"])
+        assert {"proxy", "test_acc"} <= scalars
+        # the analytics of issue 6, per method family (tune_lnl/analytics.py)
+        method = next(m for m in METHODS if f"/{m}/" in str(run))
+        two_networks = method in ("coteaching", "coteaching_plus", "jocor", "mlc")
+        assert two_networks == ({"divergence_test", "divergence_noisy_val", "select_precision"} <= scalars), run
+        assert (method in ("mlc", "pencil")) == ({"label_acc", "label_acc_clean", "label_acc_noisy"} <= scalars), run
