@@ -65,11 +65,6 @@ def runs_under(folder: Path) -> dict[str, list[dict]]:
     return runs
 
 
-def run_seed(name: str, history: list[dict]):
-    h = history[-1]
-    return h.get("seed", (h.get("config") or {}).get("seed", name))
-
-
 class Experiment:
     """What the report needs from an experiment folder."""
 
@@ -431,7 +426,6 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False) -> Pat
         doc.p("The finals table (finals.md): 'best' is the test accuracy at the epoch with the highest proxy, "
               f"'last' the mean of the last {exp.last_k} epochs; the oracle maximum is test-selected and shown "
               "only for comparison with papers that report it.")
-    made = 0
     for setting in exp.settings:
         doc.h(2, f"Setting {setting}")
         _finals_table(exp, doc, setting)
