@@ -99,3 +99,16 @@ def test_every_proxy_is_logged_each_epoch(data_root):
     for p in ("noisy_val", "clean_val", "clean_intact"):
         assert 0.0 <= metrics[f"{p}_acc"] <= 1.0
     assert metrics["proxy"] == metrics["clean_val_acc"]  # the configured one selects
+
+
+def test_pivot_table_puts_tau_and_regret_per_proxy_and_setting():
+    rows = [{"method": "ce", "setting": "sym-0.2", "proxy": "noisy_val", "selects": True, "search_tau": 0.5,
+             "search_regret": -1.25},
+            {"method": "ce", "setting": "sym-0.2", "proxy": "clean_val", "selects": False, "search_tau": 1.0,
+             "search_regret": 0.0},
+            {"method": "ce", "setting": "pair-0.45", "proxy": "noisy_val", "selects": True,
+             "search_tau": float("nan"), "search_regret": -3.0}]
+    md = fidelity.pivot_markdown(rows, "search")
+    assert "| proxy | sym-0.2 | pair-0.45 |" in md
+    assert "| noisy_val * | 0.50 / -1.25 | - / -3.00 |" in md
+    assert "| clean_val | 1.00 / 0.00 | - |" in md

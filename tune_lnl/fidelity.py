@@ -131,6 +131,27 @@ def markdown(rows: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pivot_markdown(rows: list[dict], stage: str = "search") -> str:
+    """One table per method: rows = proxies, columns = settings, cells ``tau / regret`` of the
+    ``stage`` (``search``: over trials; ``finals``: over the finals' epochs)."""
+    out = []
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    proxies = [p for p in PROXY_KEYS if any(r["proxy"] == p for r in rows)]
+    for m in methods:
+        out += [f"**{m}**, {stage}: Kendall tau / regret (pp)", "",
+                "| proxy | " + " | ".join(settings) + " |", "| --- |" + " --- |" * len(settings)]
+        for p in proxies:
+            cells = []
+            for s in settings:
+                r = next((r for r in rows if (r["method"], r["setting"], r["proxy"]) == (m, s, p)), None)
+                cells.append("-" if r is None else f"{fmt(r.get(f'{stage}_tau'))} / {fmt(r.get(f'{stage}_regret'))}")
+            star = " *" if any(r["selects"] for r in rows if r["proxy"] == p) else ""
+            out.append(f"| {p}{star} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def write(exp_dir: Path) -> list[dict]:
     """Compute and write ``fidelity.json`` and ``fidelity.md`` of an experiment folder."""
     import yaml
@@ -148,13 +169,16 @@ def write(exp_dir: Path) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tune_lnl.fidelity", description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", help="experiment folder (<storage>/<name>)")
+    p.add_argument("--pivot", action="store_true", help="also print proxy x setting tables per method")
     args = p.parse_args(argv)
     exp = Path(args.experiment)
     if not (exp / "experiment.yaml").exists():
         print(f"error: {exp.resolve()}: not an experiment folder (no experiment.yaml)", file=sys.stderr)
         return 2
-    write(exp)
+    rows = write(exp)
     print((exp / "fidelity.md").read_text())
+    if args.pivot:
+        print(pivot_markdown(rows, "search") + "\n" + pivot_markdown(rows, "finals"))
     return 0
 
 
