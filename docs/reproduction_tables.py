@@ -96,6 +96,14 @@ def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
                    f"{cell(final_search, 'oracle_max')} |")
     else:
         out.append("| searched | the search's best by the proxy IS the paper's config | | | | | |")
+    out += ["", "Every trial of the search (seed 0), at its proxy-best epoch:", "",
+            "| trial | state | epochs run | params | proxy_best | test acc at that epoch |", "|" + " --- |" * 6]
+    for t in study.trials:
+        from tune_lnl.optuna_backend import read_history
+        h = read_history(search / "search" / "mlc" / setting / f"trial_{t.number:04d}")
+        i = max(range(len(h)), key=lambda k: (h[k]["proxy"], -k))
+        out.append(f"| {t.number} | {t.state.name} | {len(h)} | {fmt(t.params)} | {100 * h[i]['proxy']:.2f} | "
+                   f"{100 * h[i]['test_acc']:.2f} |")
     return "\n".join(out)
 
 

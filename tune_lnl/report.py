@@ -65,11 +65,6 @@ def runs_under(folder: Path) -> dict[str, list[dict]]:
     return runs
 
 
-def run_seed(name: str, history: list[dict]):
-    h = history[-1]
-    return h.get("seed", (h.get("config") or {}).get("seed", name))
-
-
 class Experiment:
     """What the report needs from an experiment folder."""
 
@@ -498,6 +493,9 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False) -> Pat
                         f"{name}: the top {min(top, len(runs))} trials by the proxy: proxy and test accuracy per epoch")
                 doc.img(fig_rungs(runs, states, exp.grace, exp.rf, name, figs / f"{_slug('rungs', m, setting)}.png"),
                         f"{name}: every trial's proxy_best per epoch (grey: pruned, blue: complete) and the pruner's rungs")
+            if study is not None and not _drawable(study):
+                doc.p("No importance or parallel-coordinates view: they need two complete trials with "
+                      "parameters (pruned trials have no final value).")
             if study is not None:
                 doc.img(fig_importance(study, f"{m} / {setting}", figs / f"{_slug('importance', m, setting)}.png"),
                         f"{m} / {setting}: hyperparameter importance for the proxy (Optuna, complete trials)")
