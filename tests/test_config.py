@@ -177,6 +177,13 @@ GAPS = [
     ("batch-size-zero", _set("fixed", "batch_size", 0), ["fixed.batch_size", "0"]),
     ("K-range-negative", _set("space", "K", {"low": -5.0, "high": 30.0}), ["space.K", "-5.0"]),
     ("mu-range-positive", _set("space", "mu", {"low": -2.0, "high": 1.0}), ["space.mu", "1.0"]),
+    # issue 7: the clean_val proxy on synthetic noise, and the budget's training subset
+    ("clean-val-without-size", _set("proxy", "clean_val"), ["proxy", "clean_val", "clean_val_size"]),
+    ("clean-val-size-negative", _set("clean_val_size", -5), ["clean_val_size", "-5"]),
+    ("clean-val-size-not-int", _set("clean_val_size", "500"), ["clean_val_size", "'500'"]),
+    ("clean-val-size-eats-the-subset", lambda r: r.update(train_subset=400, clean_val_size=400),
+     ["clean_val_size", "400", "train_subset"]),
+    ("train-subset-negative", _set("train_subset", -1), ["train_subset", "-1"]),
 ]
 
 
@@ -231,3 +238,13 @@ def test_speed_switches_and_pruner_default_off_and_settable(tmp_path, real_raw):
     cfg = sp.paper_config("sym-0.2", str(tmp_path))
     assert (cfg["amp"], cfg["channels_last"], cfg["compile"]) == ("bf16", True, True)
     assert sp.search["pruner"] == "hyperband"
+
+
+def test_clean_val_size_and_train_subset_reach_the_run_config(tmp_path, real_raw):
+    raw = copy.deepcopy(real_raw)
+    raw.update(proxy="clean_val", clean_val_size=300, train_subset=5000)
+    sp = load_space(_write(tmp_path, raw))
+    cfg = sp.paper_config("sym-0.2", str(tmp_path))
+    assert (cfg["proxy"], cfg["clean_val_size"], cfg["train_subset"]) == ("clean_val", 300, 5000)
+    smoke = load_space(_write(tmp_path, raw), smoke_mode=True).paper_config("sym-0.2", str(tmp_path))
+    assert smoke["train_subset"] == sp.smoke["train_subset"]  # the smoke budget's own subset wins

@@ -78,6 +78,20 @@ def test_the_search_builds_its_report(smoke_run):
     assert "status: finished" in md
 
 
+def test_the_search_writes_proxy_fidelity(smoke_run):
+    """fidelity.json: a row per method, setting and logged proxy (noisy_val selects; clean_intact is
+    logged by every MNIST run), each with the search's trials and the finals' seeds counted."""
+    exp, proc = smoke_run
+    assert f"{exp / 'fidelity.md'}" in proc.stdout
+    rows = json.loads((exp / "fidelity.json").read_text())
+    assert {(r["method"], r["setting"], r["proxy"]) for r in rows} == {
+        (m, s, p) for m in METHODS for s in SETTINGS for p in ("noisy_val", "clean_intact")}
+    for r in rows:
+        assert r["selects"] == (r["proxy"] == "noisy_val")
+        assert r["trials"] == len(_trial_dirs(exp / "search" / r["method"] / r["setting"])) and r["seeds"] == 2
+        assert r["search_regret"] <= 0 and r["finals_regret"] <= 0
+
+
 def test_combined_table_has_the_papers_shape(smoke_run):
     """finals.md: one row per method, a best and a last column per setting, each cell the mean ±
     std of finals.csv's per-seed values (recomputed here); the oracle figure sits apart, labelled."""

@@ -27,6 +27,9 @@ class DeviceData:
         self.train_x, self.train_noisy, self.train_clean = map(to, (data.train_x, data.train_noisy, data.train_clean))
         self.val_x, self.val_noisy, self.val_clean = map(to, (data.val_x, data.val_noisy, data.val_clean))
         self.test_x, self.test_y = to(data.test_x), to(data.test_y)
+        empty = torch.empty((0, *data.train_x.shape[1:]), dtype=data.train_x.dtype)
+        self.cval_x = to(data.cval_x if data.cval_x is not None else empty)
+        self.cval_y = to(data.cval_y if data.cval_y is not None else torch.empty(0, dtype=torch.long))
         self.num_classes = data.num_classes
         self.image_shape = data.image_shape  # (C, H, W) the model sees
         self.info = data.info
@@ -38,11 +41,12 @@ class DeviceData:
             yield idx, self.train_batch(idx, augment, generator), self.train_noisy[idx]
 
     def splits(self) -> tuple[str, ...]:
-        return ("test", "clean_intact") + (("noisy_val",) if self.val_x.shape[0] else ())
+        return (("test", "clean_intact") + (("noisy_val",) if self.val_x.shape[0] else ())
+                + (("clean_val",) if self.cval_x.shape[0] else ()))
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         return {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
-                "clean_intact": (self.train_x, self.train_clean)}[split]
+                "clean_val": (self.cval_x, self.cval_y), "clean_intact": (self.train_x, self.train_clean)}[split]
 
     def labels(self, split: str) -> torch.Tensor:
         """The labels a split is scored against (noisy for ``noisy_val``, clean otherwise)."""

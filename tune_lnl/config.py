@@ -23,8 +23,8 @@ from .methods import AMP_MODES, METHOD_NAMES, defaults_of
 from .models import MODELS
 from .noise import NOISE_TYPES
 
-TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "noise_seed", "device",
-            "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
+TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "clean_val_size", "train_subset",
+            "noise_seed", "device", "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
 SEARCH_KEYS = {"num_samples": int, "seed": int, "grace_period": int, "reduction_factor": int,
                "cpus_per_trial": (int, float), "gpus_per_trial": (int, float), "pruner": str}
 #: ``search.pruner`` of the Ray-free Optuna backend: Optuna's SuccessiveHalvingPruner (ASHA's
@@ -93,6 +93,8 @@ class SpaceConfig:
     dataset: str
     proxy: str
     val_fraction: float
+    clean_val_size: int
+    train_subset: int
     noise_seed: int
     device: str
     search: dict
@@ -118,9 +120,10 @@ class SpaceConfig:
         if self.is_smoke:
             cfg.update(self.smoke.get("fixed", {}))
         cfg.update(method=self.method, dataset=self.dataset, data_root=str(data_root), proxy=self.proxy,
-                   val_fraction=self.val_fraction, noise_seed=self.noise_seed, noise_type=s.noise_type,
-                   noise_rate=s.noise_rate, setting=setting, device=self.device, seed=0,
-                   train_subset=self.smoke.get("train_subset", 0) if self.is_smoke else 0,
+                   val_fraction=self.val_fraction, clean_val_size=self.clean_val_size, noise_seed=self.noise_seed,
+                   noise_type=s.noise_type, noise_rate=s.noise_rate, setting=setting, device=self.device, seed=0,
+                   train_subset=self.smoke.get("train_subset", self.train_subset) if self.is_smoke
+                   else self.train_subset,
                    test_subset=self.smoke.get("test_subset", 0) if self.is_smoke else 0)
         for k in self.space_for(setting):
             cfg.pop(k, None)
@@ -386,8 +389,22 @@ def _common(ck: _Checker, raw: dict) -> dict:
     """Top-level keys shared by every method of the file."""
     dataset = ck.choice("dataset", raw["dataset"], DATASETS)
     proxy = ck.choice("proxy", raw.get("proxy", "clean_val" if dataset == "clothing1m" else "noisy_val"), PROXIES)
-    if proxy == "clean_val" and dataset != "clothing1m":
-        ck.fail("proxy", "clean_val needs a dataset that ships a clean validation split (clothing1m)", proxy)
+    clean_val_size = ck.typed("clean_val_size", raw.get("clean_val_size", 0), int)
+    if dataset == "clothing1m" and clean_val_size:
+        ck.fail("clean_val_size", "clothing1m ships its own clean validation split (its 14k clean_val images); "
+                "clean_val_size is for the synthetic-noise datasets", clean_val_size)
+    if clean_val_size < 0:
+        ck.fail("clean_val_size", "must be at least 0 (0: no clean validation subset)", clean_val_size)
+    if proxy == "clean_val" and dataset != "clothing1m" and clean_val_size < 1:
+        ck.fail("proxy", f"clean_val on {dataset} needs clean_val_size: N (N training images, e.g. 500, kept out "
+                "of training with their ORIGINAL labels: the small trusted set a practitioner can afford to label)",
+                proxy)
+    train_subset = ck.typed("train_subset", raw.get("train_subset", 0), int)
+    if train_subset < 0 or (train_subset and dataset == "clothing1m"):
+        ck.fail("train_subset", "a seeded random subset of the training images (mnist, cifar10): 0 (all) or more",
+                train_subset)
+    if clean_val_size and train_subset and clean_val_size >= train_subset:
+        ck.fail("clean_val_size", f"leaves no training image of the {train_subset} of train_subset", clean_val_size)
     val_fraction = ck.typed("val_fraction", raw.get("val_fraction", 0.1), float)
     if not 0.0 < val_fraction < 1.0:
         ck.fail("val_fraction", "must lie in (0, 1)", val_fraction)
@@ -425,7 +442,8 @@ def _common(ck: _Checker, raw: dict) -> dict:
             if smoke[k] < (2 if k == "reduction_factor" else 1):
                 ck.fail(f"smoke.{k}", "too small", smoke[k])
     return {"name": ck.typed("name", raw.get("name", ck.path.stem), str), "dataset": dataset, "proxy": proxy,
-            "val_fraction": float(val_fraction), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
+            "val_fraction": float(val_fraction), "clean_val_size": int(clean_val_size),
+            "train_subset": int(train_subset), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
             "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": finals,
             "settings": noise, "smoke": smoke}
 
@@ -466,6 +484,7 @@ def _method_space(ck: _Checker, raw: dict, common: dict, method: str, prefix: st
     smoke["fixed"] = smoke_fixed
     return SpaceConfig(path=ck.path.resolve(), name=common["name"], method=method, dataset=common["dataset"],
                        proxy=common["proxy"], val_fraction=common["val_fraction"],
+                       clean_val_size=common["clean_val_size"], train_subset=common["train_subset"],
                        noise_seed=common["noise_seed"], device=common["device"], search=common["search"],
                        finals=common["finals"], fixed=fixed, space=space, paper=paper, settings=settings,
                        smoke=smoke, raw=copy.deepcopy(raw))

@@ -5,9 +5,14 @@ tensors that :mod:`tune_lnl.batching` moves onto the training device.
 
 Order of operations (so that one noise seed fixes one noisy label set for every trial and seed):
 1. load the full training set; 2. corrupt ALL training labels with the noise seed; 3. optionally
-keep a seeded random subset (``train_subset``, smoke runs); 4. for the ``noisy_val`` proxy, hold
-out a split stratified by the NOISY label (the only label a practitioner has), seeded by the
-noise seed, removed from training. Clean labels travel beside the noisy ones for the
+keep a seeded random subset (``train_subset``, smoke runs); 4. with ``clean_val_size`` N > 0, hold
+out N random training images with their ORIGINAL labels (the ``clean_val`` proxy: the small
+trusted set a practitioner can afford to label), seeded by the noise seed; 5. hold out a split
+of the rest stratified by the NOISY label (the ``noisy_val`` proxy; the only label a
+practitioner has), seeded by the noise seed, unless the proxy is ``clean_intact`` (an analysis
+run over every training image). Both held-out splits are removed from training and exist
+whichever of ``noisy_val`` and ``clean_val`` selects, so that every proxy is logged each epoch
+and runs selecting on either train on the same images. Clean labels travel beside the noisy ones for the
 ``clean_intact`` proxy and analytics; training code only ever reads ``train_noisy``.
 """
 from __future__ import annotations
@@ -25,6 +30,8 @@ from .noise import corrupt_labels, realised_rate, transition_matrix
 
 #: in-memory datasets (device-resident) and Clothing1M (streamed from disk, real noise)
 DATASETS = ("mnist", "cifar10", "clothing1m")
+#: the datasets held as tensors on the training device (every proxy is cheap to evaluate each epoch)
+IN_MEMORY = ("mnist", "cifar10")
 #: the noise type of datasets whose labels are noisy as given (no synthetic corruption)
 REAL_NOISE = "real"
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -110,6 +117,10 @@ class NoisyData:
     transition: torch.Tensor       # [C, C] the matrix the noise was drawn from
     info: dict = field(default_factory=dict)  # realised noise rates, sizes
     augment: Callable | None = None  # the dataset's batched on-device augmentation f(x, generator)
+    cval_x: torch.Tensor | None = None  # the clean held-out subset (clean_val_size images; may be None)
+    cval_y: torch.Tensor | None = None  # ... with its ORIGINAL (clean) labels
+    #: positions in the (subset) training set of each split: ``train``, ``noisy_val``, ``clean_val``
+    split_index: dict = field(default_factory=dict)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -184,16 +195,27 @@ def load_noisy_data(cfg: dict):
     if cfg.get("test_subset"):
         keep = seeded_subset(test_x.shape[0], int(cfg["test_subset"]), cfg["noise_seed"] + 1)
         test_x, test_y = test_x[keep], test_y[keep]
-    if cfg["proxy"] == "noisy_val":
-        tr, va = stratified_holdout(noisy, float(cfg["val_fraction"]), cfg["noise_seed"])
+    n = train_x.shape[0]
+    n_cval = int(cfg.get("clean_val_size") or 0)
+    if n_cval >= n:
+        raise ValueError(f"clean_val_size {n_cval} leaves no training image (the training set has {n})")
+    cv = seeded_subset(n, n_cval, cfg["noise_seed"] + 2) if n_cval else torch.empty(0, dtype=torch.long)
+    rest = torch.ones(n, dtype=torch.bool)
+    rest[cv] = False
+    rest = torch.nonzero(rest).squeeze(1)
+    if cfg["proxy"] == "clean_intact":  # an analysis run over every training image: no noisy hold-out
+        tr, va = rest, torch.empty(0, dtype=torch.long)
     else:
-        tr, va = torch.arange(train_x.shape[0]), torch.empty(0, dtype=torch.long)
+        tr, va = stratified_holdout(noisy[rest], float(cfg["val_fraction"]), cfg["noise_seed"])
+        tr, va = rest[tr], rest[va]
     data = NoisyData(train_x[tr], noisy[tr], train_y[tr], train_x[va], noisy[va], train_y[va],
-                     test_x, test_y, num_classes, T, augment=dataset_augment(cfg["dataset"]))
+                     test_x, test_y, num_classes, T, augment=dataset_augment(cfg["dataset"]),
+                     cval_x=train_x[cv], cval_y=train_y[cv], split_index={"train": tr, "noisy_val": va, "clean_val": cv})
     data.info = {
         "noise_rate_realised": realised_rate(train_y, noisy),
         "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy),
-        "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_test": int(test_y.numel()),
+        "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_clean_val": int(cv.numel()),
+        "n_test": int(test_y.numel()),
     }
     return data
 
@@ -219,11 +241,11 @@ def data_key(cfg: dict, device: torch.device) -> tuple | None:
     that :meth:`~tune_lnl.method.Method.close` stops)."""
     if cfg["dataset"] not in DATASETS or cfg["dataset"] == "clothing1m":
         return None
-    proxy = cfg["proxy"]
+    holdout = cfg["proxy"] != "clean_intact"  # val_fraction read only then
     return (cfg["dataset"], str(Path(cfg["data_root"]).expanduser().resolve()), cfg["noise_type"],
-            float(cfg["noise_rate"]), int(cfg["noise_seed"]), proxy,
-            float(cfg["val_fraction"]) if proxy == "noisy_val" else None,  # read only for noisy_val
-            int(cfg.get("train_subset") or 0), int(cfg.get("test_subset") or 0), _device_key(device))
+            float(cfg["noise_rate"]), int(cfg["noise_seed"]), holdout, float(cfg["val_fraction"]) if holdout else None,
+            int(cfg.get("clean_val_size") or 0), int(cfg.get("train_subset") or 0), int(cfg.get("test_subset") or 0),
+            _device_key(device))
 
 
 def cached_noisy_data(cfg: dict, device: torch.device):

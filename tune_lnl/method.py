@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from .analytics import SelectionMeter, divergence, label_correction
-from .data import NoisyData, cached_noisy_data
+from .data import IN_MEMORY, NoisyData, cached_noisy_data
 from .methods import AMP_MODES
 
 #: model-selection proxies (never the test set): a noisy hold-out of the training set, the
@@ -198,14 +198,16 @@ class Method:
                 yield idx, x, noisy
 
     def evaluate(self) -> dict:
-        """Test accuracy (logged, never selects) and every held-out proxy the data offers;
-        ``clean_intact`` (a pass over the whole training set) only when it is the proxy. With two
+        """Test accuracy (logged, never selects) and every proxy the data offers (all are logged,
+        the configured one selects): ``noisy_val``, ``clean_val`` and, for the in-memory datasets,
+        ``clean_intact`` (Clothing1M: a pass over its streamed training set, only when it is the
+        proxy). With two
         networks also their divergence (:func:`tune_lnl.analytics.divergence`, MLC Eq. 1) on each
         held-out split: ``divergence_test``, ``divergence_noisy_val``, ``divergence_clean_val``."""
         d = self.data
         splits = [s for s in ("test", "noisy_val", "clean_val") if s in d.splits()]
-        if self.cfg["proxy"] == "clean_intact":
-            splits.append("clean_intact")
+        if self.cfg["proxy"] == "clean_intact" or self.cfg["dataset"] in IN_MEMORY:
+            splits.append("clean_intact")  # every proxy is logged; streamed data: only when selecting
         models = self.eval_models()
         out: dict[str, float] = {}
         for split in splits:

@@ -407,6 +407,21 @@ def _finals_table(exp: Experiment, doc: Doc, setting: str) -> None:
                for m, rs in by_method.items()])
 
 
+def _fidelity_table(doc: Doc, rows: list[dict]) -> None:
+    if not rows:
+        return
+    from .fidelity import fmt
+    doc.p("Proxy fidelity (tune_lnl.fidelity): how each logged proxy ranks the trials (at their proxy-best epochs) "
+          "and the epochs of the finals against the test accuracy, and what selecting on it cost (regret, "
+          "percentage points against the test-selected choice). *: the proxy that selected here.")
+    doc.table(["method", "proxy", "trials", "search tau", "search rho", "search regret (pp)", "seeds",
+               "finals tau", "finals rho", "finals epoch regret (pp)"],
+              [[r["method"], r["proxy"] + (" *" if r["selects"] else ""), str(r.get("trials", 0)),
+                fmt(r.get("search_tau")), fmt(r.get("search_rho")), fmt(r.get("search_regret")),
+                str(r.get("seeds", 0)), fmt(r.get("finals_tau")), fmt(r.get("finals_rho")),
+                fmt(r.get("finals_regret"))] for r in rows])
+
+
 def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False) -> Path:
     """Write the report of an experiment folder; returns the path of ``report.html``."""
     exp = Experiment(Path(folder))
@@ -426,9 +441,12 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False) -> Pat
         doc.p("The finals table (finals.md): 'best' is the test accuracy at the epoch with the highest proxy, "
               f"'last' the mean of the last {exp.last_k} epochs; the oracle maximum is test-selected and shown "
               "only for comparison with papers that report it.")
+    from .fidelity import experiment_fidelity
+    fid = experiment_fidelity(exp.dir, exp.methods, exp.settings, exp.proxy)
     for setting in exp.settings:
         doc.h(2, f"Setting {setting}")
         _finals_table(exp, doc, setting)
+        _fidelity_table(doc, [r for r in fid if r["setting"] == setting])
         per_method = {m: list(exp.final_runs(m, setting).values()) for m in exp.methods}
         per_method = {m: hs for m, hs in per_method.items() if hs}
         if per_method:

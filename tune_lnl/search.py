@@ -259,11 +259,14 @@ def main(argv=None) -> int:
     print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md"
           + ("" if args.paper_only else f", {'optuna.db' if args.backend == 'ray' else 'optuna.journal'}")
           + f"\nTensorBoard: tensorboard --logdir {exp_dir}", flush=True)
-    try:  # the figures are a view of the outputs above: a failure here loses nothing
+    try:  # fidelity and figures are views of the outputs above: a failure here loses nothing
+        from .fidelity import write as write_fidelity
+        write_fidelity(exp_dir)
+        print(f"proxy fidelity (every logged proxy against the test set): {exp_dir / 'fidelity.md'}", flush=True)
         from .report import build as build_report
         build_report(exp_dir)
     except Exception as exc:  # noqa: BLE001
-        print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "
+        print(f"warning: the fidelity table or the report could not be built ({type(exc).__name__}: {exc}); "
               f"retry with: python -m tune_lnl.report {exp_dir}", flush=True)
     if args.backend == "ray":
         ray.shutdown()
