@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tune_lnl.studies import mean_std, open_study  # noqa: E402
+from tune_lnl.optuna_backend import read_history  # noqa: E402
+from tune_lnl.studies import first_best, mean_std, open_study  # noqa: E402
 
 SETTINGS = ["sym-0.2", "sym-0.4", "sym-0.8", "pair-0.2", "pair-0.45"]
 #: MLC paper, Table II (MNIST): best, last per setting in SETTINGS order
@@ -81,11 +82,13 @@ def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
     final_search = finals(search)[("mlc", setting)]
     final_paper = finals(table2_folder)[("mlc", setting)]
 
+    histories = {t.number: read_history(search / "search" / "mlc" / setting / f"trial_{t.number:04d}")
+                 for t in study.trials}
+    at_best = {n: h[first_best(h)] for n, h in histories.items()}  # each trial at its proxy-best epoch
+
     def trial_test(t):
-        from tune_lnl.optuna_backend import read_history
-        h = read_history(search / "search" / "mlc" / setting / f"trial_{t.number:04d}")
-        i = max(range(len(h)), key=lambda k: (h[k]["proxy"], -k))
-        return f"{100 * h[i]['test_acc']:.2f} (epoch {h[i]['epoch']} of {len(h)})"
+        b = at_best[t.number]
+        return f"{100 * b['test_acc']:.2f} (epoch {b['epoch']} of {len(histories[t.number])})"
 
     fmt = lambda p: ", ".join(f"{k} {v:.4g}" for k, v in sorted(p.items()))  # noqa: E731
     out.append(f"| paper (Table I; trial 0) | {fmt(paper.params)} | {100 * paper.value:.2f} | {trial_test(paper)} | "
@@ -99,11 +102,9 @@ def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
     out += ["", "Every trial of the search (seed 0), at its proxy-best epoch:", "",
             "| trial | state | epochs run | params | proxy_best | test acc at that epoch |", "|" + " --- |" * 6]
     for t in study.trials:
-        from tune_lnl.optuna_backend import read_history
-        h = read_history(search / "search" / "mlc" / setting / f"trial_{t.number:04d}")
-        i = max(range(len(h)), key=lambda k: (h[k]["proxy"], -k))
-        out.append(f"| {t.number} | {t.state.name} | {len(h)} | {fmt(t.params)} | {100 * h[i]['proxy']:.2f} | "
-                   f"{100 * h[i]['test_acc']:.2f} |")
+        b = at_best[t.number]
+        out.append(f"| {t.number} | {t.state.name} | {len(histories[t.number])} | {fmt(t.params)} | "
+                   f"{100 * b['proxy']:.2f} | {100 * b['test_acc']:.2f} |")
     return "\n".join(out)
 
 

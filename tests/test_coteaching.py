@@ -4,7 +4,7 @@ import torch
 
 from trainables.coteaching import CoTeaching
 from tune_lnl.data import load_noisy_data
-from tune_lnl.selection import cross_update_losses
+from tune_lnl.selection import cross_update
 
 from method_helpers import assert_exact_resume, tiny_cfg
 
@@ -13,7 +13,7 @@ def test_cross_update_by_hand():
     loss_a = torch.tensor([0.1, 0.9, 0.5, 0.3, 2.0])
     loss_b = torch.tensor([0.8, 0.2, 0.4, 1.5, 0.1])
     # forget 0.4 of 5 -> keep int(0.6 * 5) = 3. A keeps {0, 3, 2}; B keeps {4, 1, 2}.
-    train_a, train_b = cross_update_losses(loss_a, loss_b, 0.4)
+    train_a, train_b, _, _ = cross_update(loss_a, loss_b, 0.4)
     assert train_a.item() == pytest.approx((2.0 + 0.9 + 0.5) / 3)  # A on B's selection {1, 2, 4}
     assert train_b.item() == pytest.approx((0.8 + 1.5 + 0.4) / 3)  # B on A's selection {0, 2, 3}
 

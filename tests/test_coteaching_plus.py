@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trainables.coteaching import CoTeaching
-from trainables.coteaching_plus import CoTeachingPlus, disagreement_selection, disagreement_update_losses
+from trainables.coteaching_plus import CoTeachingPlus, disagreement_selection, disagreement_update
 from tune_lnl.batching import predict
 from tune_lnl.data import load_noisy_data
 
@@ -34,7 +34,7 @@ CE_B = [ce(z, y) for z, y in zip(LOGITS_B, LABELS)]
 def _run(forget_rate, logits_b=LOGITS_B):
     za = torch.tensor(LOGITS_A, dtype=torch.float64, requires_grad=True)
     zb = torch.tensor(logits_b, dtype=torch.float64, requires_grad=True)
-    train_a, train_b, n = disagreement_update_losses(za, zb, torch.tensor(LABELS), forget_rate)
+    train_a, train_b, n, _, _ = disagreement_update(za, zb, torch.tensor(LABELS), forget_rate)
     (train_a + train_b).backward()
     rows = lambda g: [i for i in range(6) if g[i].abs().sum() > 0]
     return train_a.item(), train_b.item(), int(n), rows(za.grad), rows(zb.grad)

@@ -4,7 +4,7 @@ Corruption?", ICML 2019): Co-teaching plus "update by disagreement", as a plain 
 
 Two networks A and B; 0-based epoch ``e``:
 
-* ``e < init_epoch``: exactly Co-teaching (:func:`tune_lnl.selection.cross_update_losses`): each
+* ``e < init_epoch``: exactly Co-teaching (:func:`tune_lnl.selection.cross_update`): each
   network keeps the ``1 - forget_rate(e)`` smallest of its own cross-entropies on the batch and
   its PEER is trained on that selection.
 * ``e >= init_epoch``: the same exchange restricted to the batch samples on which the two
@@ -60,20 +60,14 @@ def disagreement_selection(losses: torch.Tensor, disagree: torch.Tensor, forget_
     return torch.empty_like(disagree).scatter_(0, order, first) & disagree
 
 
-def disagreement_update_losses(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor,
-                               forget_rate: float):
-    """Co-teaching+'s update by disagreement. Returns ``(loss for A, loss for B, n_disagree)``:
-    A's mean cross-entropy on the disagreeing samples B ranks small-loss, and vice versa; both
-    networks' mean cross-entropy on the whole batch if no sample disagrees. ``n_disagree`` is a
-    0-dim device tensor. :func:`disagreement_update` also returns the selections."""
-    return disagreement_update(logits_a, logits_b, labels, forget_rate)[:3]
-
-
 def disagreement_update(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor,
                         forget_rate: float):
-    """:func:`disagreement_update_losses` plus the samples each network's loss was taken on:
-    ``(loss for A, loss for B, n_disagree, trained A on, trained B on)``, boolean masks over the
-    batch (B's selection, A's selection; the whole batch if no sample disagrees)."""
+    """Co-teaching+'s update by disagreement. Returns ``(loss for A, loss for B, n_disagree,
+    trained A on, trained B on)``: A's mean cross-entropy on the disagreeing samples B ranks
+    small-loss, and vice versa; both networks' mean cross-entropy on the whole batch if no sample
+    disagrees. ``n_disagree`` is a 0-dim device tensor; the last two are boolean masks over the
+    batch (B's selection, A's selection; the whole batch if no sample disagrees), for the
+    precision analytics."""
     loss_a, loss_b = cross_entropy(logits_a, labels), cross_entropy(logits_b, labels)
     disagree = logits_a.argmax(1) != logits_b.argmax(1)
     n_disagree = disagree.sum()

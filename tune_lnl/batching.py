@@ -57,8 +57,7 @@ class DeviceData:
         return predict_logits(model, self._split(split)[0])
 
     def accuracy(self, model: torch.nn.Module, split: str) -> float:
-        x, y = self._split(split)
-        return accuracy(predict(model, x), y)
+        return logits_accuracy(self.logits(model, split), self.labels(split))
 
     @property
     def n_train(self) -> int:
@@ -99,5 +98,6 @@ def predict(model: torch.nn.Module, x_uint8: torch.Tensor, chunk: int = 4096) ->
     return predict_logits(model, x_uint8, chunk).argmax(1)
 
 
-def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((pred == labels).float().mean()) if labels.numel() else float("nan")
+def logits_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of rows whose arg-max logit is the label; NaN for no rows."""
+    return float((logits.argmax(1) == labels).float().mean()) if labels.numel() else float("nan")

@@ -48,6 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .augment import center_crop, random_crop_flip
+from .batching import logits_accuracy
 from .data import DataNotFoundError, seeded_subset, stratified_holdout
 
 NUM_CLASSES = 14
@@ -496,19 +497,12 @@ class Clothing1MDeviceData:
             model.train(was_training)
         return torch.cat(out) if out else torch.empty(0, 0, device=self.device)
 
-    def predict(self, model: nn.Module, split: str) -> torch.Tensor:
-        """Arg-max predictions over ``split`` in its order."""
-        z = self.logits(model, split)
-        return z.argmax(1) if z.numel() else torch.empty(0, dtype=torch.long, device=self.device)
-
     def labels(self, split: str) -> torch.Tensor:
         """The labels a split is scored against (noisy for ``noisy_val``, clean otherwise)."""
         return self._split_labels[split]
 
     def accuracy(self, model: nn.Module, split: str) -> float:
-        labels = self._split_labels.get(split)
-        pred = self.predict(model, split)
-        return float((pred == labels).float().mean()) if labels.numel() else float("nan")
+        return logits_accuracy(self.logits(model, split), self.labels(split))
 
     def close(self) -> None:
         """Stop the persistent workers (they also stop when this object is garbage collected)."""

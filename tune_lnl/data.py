@@ -12,8 +12,8 @@ of the rest stratified by the NOISY label (the ``noisy_val`` proxy; the only lab
 practitioner has), seeded by the noise seed, unless the proxy is ``clean_intact`` (an analysis
 run over every training image). Both held-out splits are removed from training and exist
 whichever of ``noisy_val`` and ``clean_val`` selects, so that every proxy is logged each epoch
-and runs selecting on either train on the same images. Clean labels travel beside the noisy ones for the
-``clean_intact`` proxy and analytics; training code only ever reads ``train_noisy``.
+and runs selecting on either train on the same images. Clean labels travel beside the noisy
+ones for the ``clean_intact`` proxy and analytics; training code only ever reads ``train_noisy``.
 """
 from __future__ import annotations
 
@@ -210,7 +210,8 @@ def load_noisy_data(cfg: dict):
         tr, va = rest[tr], rest[va]
     data = NoisyData(train_x[tr], noisy[tr], train_y[tr], train_x[va], noisy[va], train_y[va],
                      test_x, test_y, num_classes, T, augment=dataset_augment(cfg["dataset"]),
-                     cval_x=train_x[cv], cval_y=train_y[cv], split_index={"train": tr, "noisy_val": va, "clean_val": cv})
+                     cval_x=train_x[cv], cval_y=train_y[cv],
+                     split_index={"train": tr, "noisy_val": va, "clean_val": cv})
     data.info = {
         "noise_rate_realised": realised_rate(train_y, noisy),
         "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy),

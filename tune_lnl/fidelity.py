@@ -26,6 +26,8 @@ import math
 import sys
 from pathlib import Path
 
+from .studies import first_best
+
 #: the proxies a run can log, as ``<proxy>_acc`` per epoch
 PROXY_KEYS = ("noisy_val", "clean_val", "clean_intact")
 
@@ -47,12 +49,11 @@ def proxy_best_point(history: list[dict], proxy: str) -> tuple[float, float, int
     """``(proxy value, test accuracy, epoch)`` at the first epoch of maximal ``<proxy>_acc``;
     None if the run never logged it."""
     key = f"{proxy}_acc"
-    pts = [(h[key], h["test_acc"], h["epoch"]) for h in history
-           if isinstance(h.get(key), (int, float)) and math.isfinite(h[key])]
-    if not pts:
+    logged = [h for h in history if isinstance(h.get(key), (int, float)) and math.isfinite(h[key])]
+    if not logged:
         return None
-    best = max(p[0] for p in pts)
-    return next(p for p in pts if p[0] == best)
+    h = logged[first_best(logged, key)]
+    return h[key], h["test_acc"], h["epoch"]
 
 
 def search_fidelity(trials: list[list[dict]], proxy: str) -> dict:

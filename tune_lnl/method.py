@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .analytics import SelectionMeter, divergence, label_correction
+from .batching import logits_accuracy
 from .data import IN_MEMORY, NoisyData, cached_noisy_data
 from .methods import AMP_MODES
 
@@ -215,7 +216,7 @@ class Method:
             logits = {tag: d.logits(model, split) for tag, model in models.items()}
             for i, (tag, z) in enumerate(logits.items()):
                 suffix = "" if i == 0 else f"_{tag}"
-                out[f"{split}_acc{suffix}"] = float((z.argmax(1) == labels).float().mean()) if labels.numel() else float("nan")
+                out[f"{split}_acc{suffix}"] = logits_accuracy(z, labels)
             if len(logits) == 2 and split != "clean_intact":
                 out[f"divergence_{split}"] = divergence(*logits.values())
         return out

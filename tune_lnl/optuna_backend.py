@@ -344,13 +344,6 @@ def _final_worker(cfg: dict, run_dir: str, tb_dir: str, label: str, failures: st
     print(f"[{label}] seed {cfg['seed']}: {state} after {epoch} epochs", flush=True)
 
 
-def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path, seeds: list[int],
-                   resume: bool = False, workers: int | None = None) -> dict[int, list[dict]]:
-    """Retrain ``config`` with each seed (all epochs, no pruning), ``workers`` at a time, each
-    continuing from its checkpoint after an interruption; returns seed -> metric history."""
-    return finals_many([(space, setting, config, seeds)], exp_dir, resume, workers)[(space.method, setting)]
-
-
 def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False,
                 workers: int | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
     """The finals of several methods and settings from ONE pool of ``workers`` processes (a

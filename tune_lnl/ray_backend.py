@@ -245,4 +245,11 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
     return histories
 
 
+def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """The finals of several methods and settings (``jobs``: ``(space, setting, config, seeds)``
+    each), one Tune run after another; returns (method, setting) -> seed -> metric history."""
+    return {(space.method, setting): finals_setting(space, setting, config, exp_dir, seeds, resume=resume)
+            for space, setting, config, seeds in jobs}
+
+
 

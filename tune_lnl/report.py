@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .studies import mean_std, study_name
+from .studies import first_best, mean_std, study_name
 
 TOP_TRIALS = 5
 #: analytics keys drawn per setting (see tune_lnl.analytics)
@@ -156,10 +156,8 @@ def _mean_curve(histories: list[list[dict]], key: str):
 def rank_trials(runs: dict[str, list[dict]]) -> list[str]:
     """Trial names by their best proxy (descending; ties: the earlier epoch, then the name)."""
     def key(name):
-        h = runs[name]
-        best = max(x["proxy"] for x in h)
-        first = min(x["epoch"] for x in h if x["proxy"] == best)
-        return (-best, first, name)
+        best = runs[name][first_best(runs[name])]
+        return (-best["proxy"], best["epoch"], name)
     return sorted(runs, key=key)
 
 
@@ -295,7 +293,8 @@ def fig_analytics(per_method: dict[str, list[list[dict]]], title: str, path: Pat
     def has(hs, key):
         return any(key in h for hist in hs for h in hist)
     panels = []
-    div = {m: next(k for k in DIVERGENCE if has(hs, k)) for m, hs in per_method.items() if any(has(hs, k) for k in DIVERGENCE)}
+    first_div = {m: next((k for k in DIVERGENCE if has(hs, k)), None) for m, hs in per_method.items()}
+    div = {m: k for m, k in first_div.items() if k is not None}
     if div:
         panels.append("div")
     lab = [m for m, hs in per_method.items() if has(hs, "label_acc_noisy")]
@@ -422,8 +421,10 @@ def _fidelity_table(doc: Doc, rows: list[dict]) -> None:
                 fmt(r.get("finals_regret"))] for r in rows])
 
 
-def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False) -> Path:
-    """Write the report of an experiment folder; returns the path of ``report.html``."""
+def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False, fidelity: list[dict] | None = None) -> Path:
+    """Write the report of an experiment folder; returns the path of ``report.html``.
+    ``fidelity``: the rows of :func:`tune_lnl.fidelity.write` when the caller has just computed
+    them (the search), else they are computed here from the folder."""
     exp = Experiment(Path(folder))
     root = exp.dir / "report"
     figs = root / "figures"
@@ -441,12 +442,13 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False) -> Pat
         doc.p("The finals table (finals.md): 'best' is the test accuracy at the epoch with the highest proxy, "
               f"'last' the mean of the last {exp.last_k} epochs; the oracle maximum is test-selected and shown "
               "only for comparison with papers that report it.")
-    from .fidelity import experiment_fidelity
-    fid = experiment_fidelity(exp.dir, exp.methods, exp.settings, exp.proxy)
+    if fidelity is None:
+        from .fidelity import experiment_fidelity
+        fidelity = experiment_fidelity(exp.dir, exp.methods, exp.settings, exp.proxy)
     for setting in exp.settings:
         doc.h(2, f"Setting {setting}")
         _finals_table(exp, doc, setting)
-        _fidelity_table(doc, [r for r in fid if r["setting"] == setting])
+        _fidelity_table(doc, [r for r in fidelity if r["setting"] == setting])
         per_method = {m: list(exp.final_runs(m, setting).values()) for m in exp.methods}
         per_method = {m: hs for m, hs in per_method.items() if hs}
         if per_method:

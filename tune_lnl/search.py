@@ -242,14 +242,9 @@ def main(argv=None) -> int:
 
     seeds = list(range(1, n_seeds + 1))
     runs: dict[str, dict] = {method: {} for method in methods}
-    try:
-        if hasattr(backend, "finals_many"):  # one pool of workers for every method and setting
-            done = backend.finals_many([(exp.methods[m], s, best[m][s]["config"], seeds)
-                                        for m in methods for s in settings], exp_dir, resume=args.resume, **extra)
-        else:
-            done = {(m, s): backend.finals_setting(exp.methods[m], s, best[m][s]["config"], exp_dir, seeds,
-                                                   resume=args.resume, **extra)
-                    for m in methods for s in settings}
+    try:  # --backend optuna: one pool of workers for every method and setting
+        done = backend.finals_many([(exp.methods[m], s, best[m][s]["config"], seeds) for m in methods for s in settings],
+                                   exp_dir, resume=args.resume, **extra)
     except RuntimeError as exc:
         fail(str(exc))
     for (method, setting), histories in done.items():
@@ -261,10 +256,10 @@ def main(argv=None) -> int:
           + f"\nTensorBoard: tensorboard --logdir {exp_dir}", flush=True)
     try:  # fidelity and figures are views of the outputs above: a failure here loses nothing
         from .fidelity import write as write_fidelity
-        write_fidelity(exp_dir)
+        fidelity = write_fidelity(exp_dir)
         print(f"proxy fidelity (every logged proxy against the test set): {exp_dir / 'fidelity.md'}", flush=True)
         from .report import build as build_report
-        build_report(exp_dir)
+        build_report(exp_dir, fidelity=fidelity)
     except Exception as exc:  # noqa: BLE001
         print(f"warning: the fidelity table or the report could not be built ({type(exc).__name__}: {exc}); "
               f"retry with: python -m tune_lnl.report {exp_dir}", flush=True)

@@ -26,8 +26,3 @@ def cross_update(loss_a: torch.Tensor, loss_b: torch.Tensor, forget_rate: float)
     keep_by_b = small_loss_selection(loss_b, forget_rate)
     return (loss_a.index_select(0, keep_by_b).mean(), loss_b.index_select(0, keep_by_a).mean(),
             keep_by_a, keep_by_b)
-
-
-def cross_update_losses(loss_a: torch.Tensor, loss_b: torch.Tensor, forget_rate: float):
-    """:func:`cross_update` without the selections: ``(loss for A, loss for B)``."""
-    return cross_update(loss_a, loss_b, forget_rate)[:2]

@@ -40,14 +40,18 @@ def log_failure(path: Path, label: str, trial, kind: str, error: str, epoch, con
     print(f"[{label}] trial {trial} FAILED ({kind}) at epoch {epoch}: {error}", flush=True)
 
 
+def first_best(history: list[dict], key: str = "proxy") -> int:
+    """Index of the epoch with the highest ``key`` (ties: the earliest): the proxy's choice."""
+    return max(range(len(history)), key=lambda i: (history[i][key], -i))
+
+
 def summarize_run(history: list[dict], last_k: int) -> dict:
     """best = test acc at the proxy-best epoch (first maximum); last = mean test acc of the last
     ``last_k`` epochs; oracle = max test acc over epochs (test-selected: comparison only)."""
-    proxies = [h["proxy"] for h in history]
-    i_best = max(range(len(proxies)), key=lambda i: (proxies[i], -i))
+    i_best = first_best(history)
     tests = [h["test_acc"] for h in history]
     tail = tests[-last_k:]
-    return {"best": tests[i_best], "best_epoch": int(history[i_best]["epoch"]), "proxy": proxies[i_best],
+    return {"best": tests[i_best], "best_epoch": int(history[i_best]["epoch"]), "proxy": history[i_best]["proxy"],
             "last": sum(tail) / len(tail), "oracle_max": max(tests), "epochs": len(history)}
 
 
