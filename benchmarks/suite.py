@@ -12,7 +12,7 @@ machine, same batch size:
 * ``floor``: a bare loop over the method's own training tensors (uint8 -> ``float()/255`` per
   batch, index slices of one ``randperm``) doing only forward / cross-entropy / backward / step
   of as many networks as the method trains (``len(method.eval_models())``), built with
-  ``tune_lnl.models.build_model`` and ``tune_lnl.method.make_optimizer`` from the method's run
+  ``tune_lnl.models.build_model`` and ``tune_lnl.methods.base.make_optimizer`` from the method's run
   config; no augmentation, no selection, no label table;
 * ``usual``: the SAME ``train_epoch()`` (the method's own per-batch math), fed like the
   reference code feeds it: a torchvision-style Dataset of PIL-convertible uint8 arrays applying
@@ -32,7 +32,7 @@ Workloads:
   a seeded subset of the 60,000-image training pool, before the 10% noisy-val hold-out);
 * ``cifar10``: CIFAR-10 is not on these machines, so a STAND-IN of the real shape: ``--cifar-images``
   seeded random uint8 images ``[N, 3, 32, 32]`` with seeded random clean labels 0..9, corrupted
-  with the setting's noise (``tune_lnl.noise``: ``transition_matrix`` + ``corrupt_labels``,
+  with the setting's noise (``tune_lnl.data.noise``: ``transition_matrix`` + ``corrupt_labels``,
   ``noise_seed`` of the file) and split into training / noisy-val exactly as for real data
   (``tune_lnl.data.stratified_holdout``), plus ``round(N / 5)`` random test images (real
   CIFAR-10: 10,000 test per 50,000 training); ``search_spaces/<method>_cifar10.yaml``'s paper
@@ -156,8 +156,8 @@ def cifar_standin(cfg: dict, n_images: int, seed: int = 0):
     """A :class:`tune_lnl.data.NoisyData` shaped like CIFAR-10: ``n_images`` seeded random uint8
     ``[3, 32, 32]`` training images with seeded random clean labels, the setting's synthetic
     noise, the noisy-val hold-out of the proxy, and ``round(n_images / 5)`` test images."""
-    from tune_lnl.data import NoisyData, dataset_augment, stratified_holdout
-    from tune_lnl.noise import corrupt_labels, realised_rate, transition_matrix
+    from tune_lnl.data import NoisyData, open_dataset, stratified_holdout
+    from tune_lnl.data.noise import corrupt_labels, realised_rate, transition_matrix
 
     gen = torch.Generator().manual_seed(seed)
     n_test = max(2, round(n_images * CIFAR_TEST_PER_TRAIN))
@@ -172,7 +172,7 @@ def cifar_standin(cfg: dict, n_images: int, seed: int = 0):
     else:
         tr, va = torch.arange(n_images), torch.empty(0, dtype=torch.long)
     data = NoisyData(train_x[tr], noisy[tr], train_y[tr], train_x[va], noisy[va], train_y[va],
-                     test_x, test_y, 10, T, augment=dataset_augment("cifar10"))
+                     test_x, test_y, 10, T, augment=open_dataset("cifar10").augmentation())
     data.info = {"noise_rate_realised": realised_rate(train_y, noisy), "n_train": int(tr.numel()),
                  "n_val": int(va.numel()), "n_test": n_test, "stand_in": True}
     return data
@@ -195,7 +195,7 @@ class Floor:
     own device-resident training tensors; no augmentation, nothing else."""
 
     def __init__(self, method, seed: int = 0):
-        from tune_lnl.method import make_optimizer
+        from tune_lnl.methods.base import make_optimizer
         from tune_lnl.models import build_model
 
         d, cfg = method.data, method.cfg
@@ -566,7 +566,7 @@ NOTES = """## Notes
   the stage where a method has stages (MLC/PENCIL: stage 1 before `stage1`; Co-teaching+:
   disagreement from `init_epoch`, 0 on MNIST, 20 on CIFAR-10).
 - CIFAR-10 is a stand-in (seeded random uint8 images and labels, the setting's synthetic noise
-  via tune_lnl.noise, the real hold-out): the shapes, hence the per-epoch cost, are CIFAR-10's;
+  via tune_lnl.data.noise, the real hold-out): the shapes, hence the per-epoch cost, are CIFAR-10's;
   accuracies are meaningless and not reported.
 - Timing is wall clock: measure on an otherwise idle machine.
 """

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tune_lnl.optuna_backend import read_history  # noqa: E402
-from tune_lnl.studies import first_best, mean_std, open_study  # noqa: E402
+from tune_lnl.results.runs import read_history  # noqa: E402
+from tune_lnl.results.runs import first_best, mean_std, open_study  # noqa: E402
 
 SETTINGS = ["sym-0.2", "sym-0.4", "sym-0.8", "pair-0.2", "pair-0.45"]
 #: MLC paper, Table II (MNIST): best, last per setting in SETTINGS order

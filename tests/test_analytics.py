@@ -13,9 +13,9 @@ from trainables.coteaching_plus import CoTeachingPlus, disagreement_update
 from trainables.jocor import JoCoR
 from trainables.mlc import MLC
 from trainables.pencil import PENCIL
-from tune_lnl.analytics import SelectionMeter, divergence, label_correction
+from tune_lnl.methods.analytics import SelectionMeter, divergence, label_correction
 from tune_lnl.data import load_noisy_data
-from tune_lnl.selection import cross_update
+from tune_lnl.methods.selection import cross_update
 
 from method_helpers import tiny_cfg
 

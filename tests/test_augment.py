@@ -1,4 +1,4 @@
-"""Tests for tune_lnl.augment against independent references (torchvision, PIL)."""
+"""Tests for tune_lnl.data.augment against independent references (torchvision, PIL)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from tune_lnl.augment import (
+from tune_lnl.data.augment import (
     _homography,
     _jitter_params,
     _perspective_params,

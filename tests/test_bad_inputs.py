@@ -13,6 +13,8 @@ import torch
 import yaml
 
 from tune_lnl import search
+from tune_lnl.cli import search_main
+from tune_lnl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 MLC = REPO / "search_spaces" / "mlc_mnist.yaml"
@@ -31,10 +33,10 @@ def _setup_existing(tmp_path, data_root, manifest_space):
     """An experiment folder ``results/mlc_mnist`` holding the manifest of ``manifest_space``."""
     exp = tmp_path / "results" / "mlc_mnist"
     exp.mkdir(parents=True)
-    args = search.parse_args(["--space", str(manifest_space)])
     from tune_lnl.config import load_experiment
+    from tune_lnl.search.experiment import manifest
     e = load_experiment(manifest_space)
-    doc = search.manifest(e, args, list(e.methods), e.settings, e.first.num_samples, e.first.final_seeds)
+    doc = manifest(e, False, "ray", False, list(e.methods), e.settings, e.first.num_samples, e.first.final_seeds)
     (exp / "experiment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return exp
 
@@ -143,7 +145,7 @@ def test_bad_input_is_refused_early_and_explained(tmp_path, data_root, capsys, c
         args += ["--storage-path", str(tmp_path / "results")]
     before = _manifests(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        search.main(args)
+        search_main(args)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ")
@@ -161,7 +163,7 @@ def test_a_running_experiment_is_locked(tmp_path, data_root, capsys):
         held.write("pid 12345 on testhost since now\n")
         held.flush()
         with pytest.raises(SystemExit) as exit_info:
-            search.main(["--space", str(MLC), "--resume", "--storage-path", str(exp.parent),
+            search_main(["--space", str(MLC), "--resume", "--storage-path", str(exp.parent),
                          "--data-root", str(data_root)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
@@ -185,10 +187,8 @@ def test_backend_ray_where_ray_is_missing_is_explained(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.split(".")[0] == "ray"
                         else real(name, *a))
     assert search.resolve_backend("auto", None) == "optuna"
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(ConfigError) as info:
         search.resolve_backend("ray", None)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Ray Tune is not installed" in err and "--backend optuna" in err
+    assert "Ray Tune is not installed" in str(info.value) and "--backend optuna" in str(info.value)
     monkeypatch.setattr(importlib.util, "find_spec", real)
     assert search.resolve_backend("auto", None) == "ray"  # installed here

@@ -1,4 +1,4 @@
-"""Checkpoint / resume of MLC (tune_lnl.method.Method.save/load): N epochs straight must equal
+"""Checkpoint / resume of MLC (tune_lnl.methods.base.Method.save/load): N epochs straight must equal
 N/2 epochs + save + a FRESH object from the same config + load + N/2 epochs, bit for bit."""
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import torch
 
 from trainables.mlc import MLC
 from tune_lnl.data import load_noisy_data
-from tune_lnl.method import CheckpointMismatch
+from tune_lnl.methods.base import CheckpointMismatch
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tune_lnl.cifar10 import CIFAR10_CLASSES, CIFAR10_FILES, load_cifar10
+from tune_lnl.data.cifar10 import CIFAR10_CLASSES, CIFAR10_FILES, load_cifar10
 from tune_lnl.data import DataNotFoundError
 
 N_TRAIN_PER_BATCH, N_TEST = 4, 3
@@ -142,7 +142,7 @@ def test_a_method_trains_on_cifar10_files(tmp_path, method, model):
     """Through load_noisy_data and a method object: the tiny files become device-resident data
     augmented with CIFAR's crop + flip, and save/load continues identically."""
     from method_helpers import assert_exact_resume
-    from tune_lnl.augment import cifar10_augment
+    from tune_lnl.data.augment import cifar10_augment
     from tune_lnl.data import load_noisy_data
     from tune_lnl.methods import defaults_of, method_class
 

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tune_lnl.clothing1m import (
+from tune_lnl.data.clothing1m import (
     CROP_SIZE, Clothing1MImages, center_crop, check_clothing1m, clothing1m_augment, decode_image,
-    load_clothing1m,
-    parse_clothing1m, resnet18_clothing, resnet18_weights_path, RESNET18_URL,
+    load_clothing1m, parse_clothing1m,
 )
+from tune_lnl.models import RESNET18_URL, resnet18_imagenet, resnet18_weights_path
 from tune_lnl.data import DataNotFoundError
 
 # 14 colours from the {0, 128, 255}^3 grid: any two differ by >= 127 in some channel
@@ -341,16 +341,16 @@ def hub_dir(tmp_path):
 
 def test_missing_weights_message(hub_dir):
     with pytest.raises(RuntimeError) as err:
-        resnet18_clothing(pretrained=True)
+        resnet18_imagenet(pretrained=True)
     msg = str(err.value)
     path = hub_dir / "checkpoints" / "resnet18-f37072fd.pth"
     assert resnet18_weights_path() == path
     assert str(path) in msg and RESNET18_URL in msg and "pretrained: false" in msg
 
 
-def test_resnet18_clothing(hub_dir):
+def test_resnet18_imagenet(hub_dir):
     torch.manual_seed(0)
-    net = resnet18_clothing(pretrained=False).eval()
+    net = resnet18_imagenet(pretrained=False).eval()
     x = torch.rand(2, 3, 224, 224)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -363,7 +363,7 @@ def test_resnet18_clothing(hub_dir):
     ref["fc.weight"], ref["fc.bias"] = torch.randn(1000, 512), torch.randn(1000)
     resnet18_weights_path().parent.mkdir(parents=True)
     torch.save(ref, resnet18_weights_path())
-    net = resnet18_clothing(num_classes=14, pretrained=True)
+    net = resnet18_imagenet(num_classes=14, pretrained=True)
     assert torch.equal(net.backbone.conv1.weight, ref["conv1.weight"])
     assert torch.equal(net.backbone.layer4[1].bn2.running_var, ref["layer4.1.bn2.running_var"])
     assert net.backbone.fc.out_features == 14

@@ -4,7 +4,7 @@ import torch
 
 from trainables.coteaching import CoTeaching
 from tune_lnl.data import load_noisy_data
-from tune_lnl.selection import cross_update
+from tune_lnl.methods.selection import cross_update
 
 from method_helpers import assert_exact_resume, tiny_cfg
 

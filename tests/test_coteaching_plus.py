@@ -8,7 +8,7 @@ import torch
 
 from trainables.coteaching import CoTeaching
 from trainables.coteaching_plus import CoTeachingPlus, disagreement_selection, disagreement_update
-from tune_lnl.batching import predict
+from tune_lnl.data.device import predict
 from tune_lnl.data import load_noisy_data
 
 from method_helpers import _tensors, assert_exact_resume, tiny_cfg

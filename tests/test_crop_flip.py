@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from tune_lnl.augment import _crop_flip_params, center_crop, cifar10_augment, random_crop_flip
+from tune_lnl.data.augment import _crop_flip_params, center_crop, cifar10_augment, random_crop_flip
 
 CPU = torch.device("cpu")
 

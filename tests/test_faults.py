@@ -42,7 +42,7 @@ def diverging_search(request, tmp_path_factory, repo, data_root):
 
 
 def test_diverged_trials_fail_and_the_search_goes_on(diverging_search):
-    from tune_lnl.studies import open_study
+    from tune_lnl.results.runs import open_study
     exp, proc = diverging_search
     study = open_study(exp, "ce/sym-0.2")
     trials = study.trials
@@ -100,9 +100,9 @@ def test_the_noise_seed_alone_fixes_the_noisy_labels(data_root):
 
 
 def test_train_cli_reports_divergence(tmp_path, data_root, capsys):
-    from tune_lnl import train
+    from tune_lnl import cli
     space = tmp_path / "diverge.yaml"
     space.write_text(yaml.safe_dump(SPACE))
-    rc = train.main(["--config", str(space), "--setting", "sym-0.2", "--smoke", "--data-root", str(data_root)])
+    rc = cli.train_main(["--config", str(space), "--setting", "sym-0.2", "--smoke", "--data-root", str(data_root)])
     assert rc == 1
     assert "diverged" in capsys.readouterr().err

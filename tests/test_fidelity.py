@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tune_lnl import fidelity
+from tune_lnl.results import fidelity
 from tune_lnl.data import load_noisy_data
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from method_helpers import tiny_cfg
-from tune_lnl.augment import cifar10_augment
+from tune_lnl.data.augment import cifar10_augment
 from tune_lnl.data import NoisyData, cached_noisy_data, clear_data_cache, data_key
-from tune_lnl.method import autocast_context
+from tune_lnl.methods.base import autocast_context
 from tune_lnl.methods import METHOD_NAMES, SPEED_DEFAULTS, defaults_of, method_class
 
 

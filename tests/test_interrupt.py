@@ -64,7 +64,7 @@ def _resume(cmd, repo):
 
 
 def _check_complete(exp: Path, space):
-    from tune_lnl.studies import open_study
+    from tune_lnl.results.runs import open_study
     study = open_study(exp, f"mlc/{SETTING}")
     states = [t.state.name for t in study.trials]
     assert len(states) == space.num_samples and set(states) <= {"COMPLETE", "PRUNED"}, states
@@ -86,7 +86,7 @@ def _check_report(exp: Path, status: str):
     """The report of the experiment as it is now (killed, or resumed to its end) builds, its
     figures are valid PNGs, and it says what state the experiment is in."""
     from test_report import assert_valid_report
-    from tune_lnl.report import build
+    from tune_lnl.results.report import build
     build(exp, quiet=True)
     md = assert_valid_report(exp)
     assert f"status: {status}" in md

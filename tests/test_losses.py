@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tune_lnl.losses import gce, imae, mae
+from tune_lnl.methods.losses import gce, imae, mae
 
 
 def _softmax(row):
@@ -77,7 +77,7 @@ def test_imae_stable_when_p_y_is_0_or_1(big):
 def test_pencil_lc_le_is_lc_plus_beta_le(beta, class_mean):
     """The fused PENCIL term used in training equals the separate lc + beta * le, value and
     gradient (the same expression regrouped: sum_j p_j ((1 - beta) log p_j - log y_d_j))."""
-    from tune_lnl.losses import pencil_lc, pencil_lc_le, pencil_le
+    from tune_lnl.methods.losses import pencil_lc, pencil_lc_le, pencil_le
     g = torch.Generator().manual_seed(1)
     z = torch.randn(16, 7, generator=g, dtype=torch.float64, requires_grad=True)
     yt = 5 * torch.randn(16, 7, generator=g, dtype=torch.float64)

@@ -449,7 +449,7 @@ def test_training_never_reads_clean_labels(tiny_data, data_root):
 # -- numerical health: degenerate warps stay finite, divergence is detected -------------------------
 
 def test_degenerate_perspective_warp_stays_finite():
-    from tune_lnl.augment import _homography, _warp
+    from tune_lnl.data.augment import _homography, _warp
     # a corner draw RandomPerspective(0.5) can produce (integer inward offsets <= 7 on 28x28):
     # its homography's last row is (-1/27, 1/27, 1), zero at the pixel centre (27.5, 0.5)
     start = torch.tensor([[0, 0], [27, 0], [27, 27], [0, 27]], dtype=torch.float64)

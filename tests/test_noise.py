@@ -1,4 +1,4 @@
-"""Label noise (tune_lnl.noise) and the noisy dataset (tune_lnl.data), checked against
+"""Label noise (tune_lnl.data.noise) and the noisy dataset (tune_lnl.data), checked against
 hand-written transition matrices, sampling statistics and the raw MNIST idx files."""
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tune_lnl.data import DataNotFoundError, load_noisy_data, stratified_holdout
-from tune_lnl.noise import corrupt_labels, realised_rate, transition_matrix
+from tune_lnl.data.noise import corrupt_labels, realised_rate, transition_matrix
 
 
 

@@ -9,7 +9,7 @@ import torch
 
 from trainables.ce import CE
 from trainables.pencil import PENCIL, label_grad, label_update, per_sample_loss
-from tune_lnl.label_table import stage_lr, stage_of
+from tune_lnl.methods.label_table import stage_lr, stage_of
 from tune_lnl.data import load_noisy_data
 
 from method_helpers import assert_exact_resume, tiny_cfg

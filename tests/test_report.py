@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tune_lnl import report
+from tune_lnl.results import report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -114,7 +114,7 @@ def test_report_of_an_interrupted_search_with_a_journal_study(tmp_path):
     and says the experiment was interrupted; trial states come from the study (matched by
     folder name or, for Ray's folder names, by the config's parameter values)."""
     import optuna
-    from tune_lnl.optuna_backend import storage
+    from tune_lnl.search.optuna_backend import storage
     exp = _experiment(tmp_path, ["mlc"], ["pair-0.45"])
     study = optuna.create_study(study_name="mlc/pair-0.45", storage=storage(exp), direction="maximize")
     search = exp / "search" / "mlc" / "pair-0.45"

@@ -62,7 +62,7 @@ def test_the_search_builds_its_report(smoke_run):
     """The search ends by writing report/ (and saying where): per setting the finals box plot,
     curves and analytics; per method and setting the top trials and rungs, and from the study
     the importance and parallel coordinates (drawn whenever two trials completed)."""
-    from tune_lnl.studies import open_study
+    from tune_lnl.results.runs import open_study
     from test_report import assert_valid_report
     exp, proc = smoke_run
     assert f"report: {exp / 'report' / 'report.html'}" in proc.stdout
@@ -117,7 +117,7 @@ def test_combined_table_has_the_papers_shape(smoke_run):
 
 def test_study_states_and_paper_first(smoke_run, repo):
     from tune_lnl.config import load_experiment
-    from tune_lnl.studies import open_study
+    from tune_lnl.results.runs import open_study
     exp, _ = smoke_run
     spaces = load_experiment(repo / SPACE, smoke_mode=True).methods
     for m in METHODS:
@@ -189,7 +189,7 @@ def test_tensorboard_lists_every_trial_with_hparams(smoke_run):
             assert {"lambda", "mu", "xi", "K", "forget_rate"} <= set(hp)
         scalars = set(acc.Tags()["scalars"])
         assert {"proxy", "test_acc"} <= scalars
-        # the analytics of issue 6, per method family (tune_lnl/analytics.py)
+        # the analytics of issue 6, per method family (tune_lnl/methods/analytics.py)
         method = next(m for m in METHODS if f"/{m}/" in str(run))
         two_networks = method in ("coteaching", "coteaching_plus", "jocor", "mlc")
         assert two_networks == ({"divergence_test", "divergence_noisy_val", "select_precision"} <= scalars), run

@@ -1,7 +1,7 @@
 """Standard training: cross entropy on the noisy labels (the papers' "Standard" row)."""
-from tune_lnl.losses import cross_entropy
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.single_network import SingleNetwork
+from tune_lnl.methods.losses import cross_entropy
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.single_network import SingleNetwork
 
 
 class CE(SingleNetwork):

@@ -7,11 +7,11 @@ Not included: the original code's linear decay of Adam's lr and beta1 from epoch
 (constant lr here)."""
 from __future__ import annotations
 
-from tune_lnl.losses import cross_entropy
-from tune_lnl.method import LossMeter
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update
-from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from tune_lnl.methods.losses import cross_entropy
+from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.selection import cross_update
+from tune_lnl.methods.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
 class CoTeaching(TwoNetworks):

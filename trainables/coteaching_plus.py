@@ -4,7 +4,7 @@ Corruption?", ICML 2019): Co-teaching plus "update by disagreement", as a plain 
 
 Two networks A and B; 0-based epoch ``e``:
 
-* ``e < init_epoch``: exactly Co-teaching (:func:`tune_lnl.selection.cross_update`): each
+* ``e < init_epoch``: exactly Co-teaching (:func:`tune_lnl.methods.selection.cross_update`): each
   network keeps the ``1 - forget_rate(e)`` smallest of its own cross-entropies on the batch and
   its PEER is trained on that selection.
 * ``e >= init_epoch``: the same exchange restricted to the batch samples on which the two
@@ -16,7 +16,7 @@ Two networks A and B; 0-based epoch ``e``:
   here it applies always.
 
 ``forget_rate(e)`` ramps linearly from 0 to ``forget_rate`` over the first ``num_gradual`` epochs
-(:func:`tune_lnl.selection.forget_rate_at`). ``init_epoch``: the published code hard-codes 20
+(:func:`tune_lnl.methods.selection.forget_rate_at`). ``init_epoch``: the published code hard-codes 20
 for CIFAR-10 (the default here), 0 for MNIST, 5 for CIFAR-100.
 
 Where the published code differs (not reproduced): its cross-entropies are taken on
@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import torch
 
-from tune_lnl.losses import cross_entropy
-from tune_lnl.method import LossMeter
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update
-from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from tune_lnl.methods.constraints import NON_NEGATIVE
+from tune_lnl.methods.losses import cross_entropy
+from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.selection import cross_update
+from tune_lnl.methods.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
 def kept_count(disagree: torch.Tensor, forget_rate: float) -> torch.Tensor:
@@ -84,6 +85,7 @@ def disagreement_update(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: 
 class CoTeachingPlus(TwoNetworks):
     name = "coteaching_plus"
     defaults = {**SMALL_LOSS_DEFAULTS, "init_epoch": 20}
+    constraints = {"init_epoch": NON_NEGATIVE}
 
     def train_epoch(self) -> dict:
         cfg = self.cfg

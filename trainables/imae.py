@@ -1,14 +1,16 @@
 """IMAE (Wang et al., "IMAE for Noise-Robust Learning"): the forward value is MAE; the backward
 pass rescales MAE's gradient w.r.t. the logits to per-sample L1 norm ``exp(T p_y (1 - p_y))``
-(IMAE paper Eq. 21-22; see :func:`tune_lnl.losses.imae`). T: 8 under noise, 0.5 clean (paper)."""
-from tune_lnl.losses import imae
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.single_network import SingleNetwork
+(IMAE paper Eq. 21-22; see :func:`tune_lnl.methods.losses.imae`). T: 8 under noise, 0.5 clean (paper)."""
+from tune_lnl.methods.constraints import NON_NEGATIVE
+from tune_lnl.methods.losses import imae
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.single_network import SingleNetwork
 
 
 class IMAE(SingleNetwork):
     name = "imae"
     defaults = {**SingleNetwork.defaults, "T": 8.0}
+    constraints = {"T": NON_NEGATIVE}
 
     def loss(self, logits, labels):
         return imae(logits, labels, self.cfg["T"])  # Eq. 21-22

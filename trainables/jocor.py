@@ -11,11 +11,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.losses import symmetric_kl_log
-from tune_lnl.method import LossMeter
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import small_loss_selection
-from tune_lnl.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from tune_lnl.methods.constraints import RATE
+from tune_lnl.methods.losses import symmetric_kl_log
+from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.selection import small_loss_selection
+from tune_lnl.methods.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
 
 
 def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
@@ -29,6 +30,7 @@ def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
 class JoCoR(TwoNetworks):
     name = "jocor"
     defaults = {**SMALL_LOSS_DEFAULTS, "co_lambda": 0.1}
+    constraints = {"co_lambda": RATE}
 
     def train_epoch(self) -> dict:
         cfg = self.cfg

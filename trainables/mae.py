@@ -1,7 +1,7 @@
 """MAE on the noisy labels, as in the IMAE paper: ``2 (1 - p_y)`` (its Eq. 16)."""
-from tune_lnl.losses import mae
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.single_network import SingleNetwork
+from tune_lnl.methods.losses import mae
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.single_network import SingleNetwork
 
 
 class MAE(SingleNetwork):

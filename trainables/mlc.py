@@ -30,12 +30,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.label_table import init_table, stage_lr, stage_of
-from tune_lnl.losses import cross_entropy, pencil_lc, pencil_lc_le, pencil_lo
-from tune_lnl.method import LossMeter
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.selection import cross_update, forget_rate_at, small_loss_selection
-from tune_lnl.two_networks import TwoNetworks
+from tune_lnl.methods.constraints import NON_POSITIVE, POSITIVE, OneOf
+from tune_lnl.methods.label_table import LABEL_TABLE_CONSTRAINTS, check_stages, init_table, stage_lr, stage_of
+from tune_lnl.methods.losses import cross_entropy, pencil_lc, pencil_lc_le, pencil_lo
+from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.selection import cross_update, forget_rate_at, small_loss_selection
+from tune_lnl.methods.two_networks import TwoNetworks
 
 __all__ = ["MLC", "MLCTrainable", "PAPER_MNIST", "add_co_regularization_grad", "co_regularization",
            "forget_rate_at", "label_grad", "label_loss", "label_terms", "lr_at", "network_loss",
@@ -152,7 +153,7 @@ def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
 def label_terms(ytilde: torch.Tensor, noisy: torch.Tensor, cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's ``y~`` terms of Eq. 8, shared by both networks (``y~`` treated as fixed):
     ``log y_d = log_softmax(y~)`` (Eq. 5) and ``alpha * lo(y^, y_d)``, ``lo = -log y_d[y]``
-    (paper; :func:`~tune_lnl.losses.pencil_lo` without recomputing ``log y_d``)."""
+    (paper; :func:`~tune_lnl.methods.losses.pencil_lo` without recomputing ``log y_d``)."""
     log_yd = F.log_softmax(ytilde, dim=1)
     if cfg["variant"] == "official":
         lo = pencil_lo(F.softmax(ytilde, dim=1), noisy)
@@ -235,6 +236,13 @@ class MLC(TwoNetworks):
         "variant": "paper", "model": "mlp", "augment": True, "lambda": 1000.0, "forget_rate": 0.2,
         **PAPER_MNIST["common"],
     }
+    #: mu < 0 separates the networks (Eq. 3); mu = 0 switches the co-regularization off
+    constraints = {**LABEL_TABLE_CONSTRAINTS, "xi": POSITIVE, "mu": NON_POSITIVE,
+                   "variant": OneOf(("paper", "official"))}
+
+    @classmethod
+    def check_config(cls, cfg):
+        return check_stages(cfg)
 
     def build(self) -> None:
         super().build()  # networks A and B, their optimizers, the augmentation

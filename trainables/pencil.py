@@ -15,11 +15,11 @@ Each training sample ``i`` owns a row ``y~_i`` of a label table, initialised ``K
    pass (only ``lc`` and ``lo`` depend on ``y~``).
 3. ``e >= stage2``: fine-tuning on ``lc`` alone, ``y~`` frozen.
 
-The loss terms are those of :func:`tune_lnl.losses.pencil_lc` (flipped KL of the prediction ``p``
-against ``y_d``), :func:`~tune_lnl.losses.pencil_lo` (CE of ``y_d`` against the noisy label) and
-:func:`~tune_lnl.losses.pencil_le` (entropy of ``p``), summed over classes (MLC's ``paper``
+The loss terms are those of :func:`tune_lnl.methods.losses.pencil_lc` (flipped KL of the prediction ``p``
+against ``y_d``), :func:`~tune_lnl.methods.losses.pencil_lo` (CE of ``y_d`` against the noisy label) and
+:func:`~tune_lnl.methods.losses.pencil_le` (entropy of ``p``), summed over classes (MLC's ``paper``
 variant; no class mean, no double softmax); ``lc + beta * le`` is computed in one pass
-(:func:`~tune_lnl.losses.pencil_lc_le`). The label update uses the closed-form gradient
+(:func:`~tune_lnl.methods.losses.pencil_lc_le`). The label update uses the closed-form gradient
 (:func:`label_grad`, checked against autograd in the tests).
 
 Learning rate: ``lr`` before ``stage2``, ``lr2`` from ``stage2`` on (set on the optimizer's
@@ -37,11 +37,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.label_table import init_table, stage_lr, stage_of
-from tune_lnl.losses import cross_entropy, pencil_lc_le
-from tune_lnl.method import OPTIM_DEFAULTS, LossMeter, set_lr
-from tune_lnl.ray_adapter import MethodTrainable
-from tune_lnl.single_network import SingleNetwork
+from tune_lnl.methods.label_table import LABEL_TABLE_CONSTRAINTS, check_stages, init_table, stage_lr, stage_of
+from tune_lnl.methods.losses import cross_entropy, pencil_lc_le
+from tune_lnl.methods.base import OPTIM_DEFAULTS, LossMeter, set_lr
+from tune_lnl.methods.ray_adapter import MethodTrainable
+from tune_lnl.methods.single_network import SingleNetwork
 
 
 def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, stage: int,
@@ -53,7 +53,7 @@ def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Ten
     if stage == 3:
         return pencil_lc_le(logits, log_yd)                 # PENCIL stage 3: lc(p, y_d) only
     lo = F.nll_loss(log_yd, noisy, reduction="none")        # lo(y^, y_d) = -log y_d[y] (MLC Eq. 8)
-    # lc(p, y_d) + beta * le(p) in one pass (tune_lnl.losses.pencil_lc_le), + alpha * lo: MLC Eq. 8
+    # lc(p, y_d) + beta * le(p) in one pass (tune_lnl.methods.losses.pencil_lc_le), + alpha * lo: MLC Eq. 8
     return pencil_lc_le(logits, log_yd, beta) + alpha * lo  # (without MLC's xi * ld)
 
 
@@ -85,6 +85,11 @@ class PENCIL(SingleNetwork):
                 "lr2": 1e-4, "stage1": 30, "stage2": 140, "alpha": 0.4, "beta": 0.1, "K": 10.0,
                 "lambda": 1000.0,
                 **{k: v for k, v in OPTIM_DEFAULTS.items() if k != "lr_schedule"}}
+    constraints = LABEL_TABLE_CONSTRAINTS
+
+    @classmethod
+    def check_config(cls, cfg):
+        return check_stages(cfg)
 
     def build(self) -> None:
         super().build()  # the network, its optimizer

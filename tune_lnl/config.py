@@ -17,11 +17,10 @@ from typing import Any
 
 import yaml
 
-from .data import DATASETS, REAL_NOISE
-from .method import PROXIES
-from .methods import AMP_MODES, METHOD_NAMES, defaults_of
-from .models import MODELS
-from .noise import NOISE_TYPES
+from .data import PROXIES, REAL_NOISE, open_dataset
+from .errors import ConfigError
+from .methods import defaults_of, method_class
+from .methods.constraints import OneOf, merged, problems
 
 TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "clean_val_size", "train_subset",
             "noise_seed", "device", "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
@@ -36,20 +35,13 @@ SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_peri
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
 METHOD_KEYS = {"fixed", "space", "paper", "settings", "smoke"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
-RATE_KEYS = {"forget_rate", "noise_rate", "val_fraction", "co_lambda", "momentum"}  # must lie in [0, 1)
-#: sign constraints of method hyperparameters (checked on fixed values and on both range bounds)
-POSITIVE = {"lr", "lr2", "batch_size", "epochs", "K", "lambda", "xi", "num_gradual", "q"}
-NON_NEGATIVE = {"alpha", "beta", "stage1", "stage2", "T", "weight_decay", "init_epoch"}
-NON_POSITIVE = {"mu"}  # the paper: mu < 0 separates the networks; mu = 0 switches ld off
-CHOICES = {"variant": ("paper", "official"), "model": tuple(MODELS), "optimizer": ("adam", "sgd"),
-           "lr_schedule": ("constant", "step"), "amp": AMP_MODES}
+#: ``kind`` of an exported ``best_configs.yaml`` (a file :func:`run_config` also reads)
+BEST_KIND = "tune_lnl.best_configs"
+# The value rules of a method's keys (rates, signs, choices) live with the method, on its class
+# (``constraints``, :mod:`tune_lnl.methods.constraints`); this file applies them.
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
                    "cpus_per_trial": 1, "gpus_per_trial": 0.25, "pruner": "successive_halving"}
 FINALS_DEFAULTS = {"seeds": 5, "last_k": 10}
-
-
-class ConfigError(ValueError):
-    """A search-space file is invalid; the message names file, key and value."""
 
 
 @dataclass
@@ -91,6 +83,7 @@ class SpaceConfig:
     name: str
     method: str
     dataset: str
+    dataset_options: dict
     proxy: str
     val_fraction: float
     clean_val_size: int
@@ -119,7 +112,8 @@ class SpaceConfig:
         cfg.update(s.fixed)
         if self.is_smoke:
             cfg.update(self.smoke.get("fixed", {}))
-        cfg.update(method=self.method, dataset=self.dataset, data_root=str(data_root), proxy=self.proxy,
+        cfg.update(method=self.method, dataset=self.dataset, dataset_options=dict(self.dataset_options),
+                   data_root=str(data_root), proxy=self.proxy,
                    val_fraction=self.val_fraction, clean_val_size=self.clean_val_size, noise_seed=self.noise_seed,
                    noise_type=s.noise_type, noise_rate=s.noise_rate, setting=setting, device=self.device, seed=0,
                    train_subset=self.smoke.get("train_subset", self.train_subset) if self.is_smoke
@@ -159,11 +153,19 @@ class SpaceConfig:
 
 # -- validation ---------------------------------------------------------------------------------
 class _Checker:
-    def __init__(self, path: Path):
+    """Validation helpers; ``path`` is the space file (None for a dict), ``label`` what errors
+    name as the file, ``folder`` where relative paths inside the space are resolved."""
+
+    def __init__(self, path: Path | None, label: str | None = None):
         self.path = path
+        self.label = label or str(path)
+        self.folder = path.resolve().parent if path is not None else Path.cwd()
 
     def fail(self, key: str, msg: str, value: Any = None):
-        raise ConfigError(f"{self.path}: {key}: {msg} (got {value!r})")
+        raise ConfigError(f"{self.label}: {key}: {msg} (got {value!r})")
+
+    def where(self, key: str) -> str:
+        return f"{self.label}: {key}"
 
     def mapping(self, key: str, value, allowed: set | None = None) -> dict:
         if value is None:
@@ -209,7 +211,15 @@ def _tname(typ) -> str:
         typ.__name__, typ.__name__)
 
 
-def _check_hparams(ck: _Checker, key: str, values: dict, defaults: dict, method: str | None = None) -> dict:
+class _Keys(dict):
+    """A method's run-config keys with their defaults, and its value rules (``.rules``)."""
+
+    def __init__(self, method: str, where: str):
+        super().__init__(defaults_of(method, where))
+        self.rules = merged(method_class(method, where))
+
+
+def _check_hparams(ck: _Checker, key: str, values: dict, defaults: _Keys, method: str | None = None) -> dict:
     """``method``: named in the error when a key shared by several methods is unknown to one."""
     if method is not None and isinstance(values, dict):
         for k in values:
@@ -219,14 +229,18 @@ def _check_hparams(ck: _Checker, key: str, values: dict, defaults: dict, method:
     values = ck.mapping(key, values, set(defaults))
     out = {}
     for k, v in values.items():
-        _check_value(ck, f"{key}.{k}", k, v, defaults[k])
-        out[k] = float(v) if isinstance(defaults[k], float) else v
+        _check_value(ck, f"{key}.{k}", k, v, defaults)
+        out[k] = float(v) if isinstance(defaults[k], float) and not isinstance(v, bool) else v
     return out
 
 
-def _check_value(ck: _Checker, key: str, name: str, v, default):
-    if name in CHOICES:
-        ck.choice(key, v, CHOICES[name])
+def _check_value(ck: _Checker, key: str, name: str, v, keys: _Keys, bound: bool = False):
+    """The type the default has (unless the method lists the allowed values), then the
+    method's rules for ``name``."""
+    rules = keys.rules.get(name, ())
+    default = keys[name]
+    if any(isinstance(r, OneOf) for r in rules):
+        pass  # the choices decide
     elif isinstance(default, bool):
         ck.typed(key, v, bool)
     elif isinstance(default, int):
@@ -235,25 +249,11 @@ def _check_value(ck: _Checker, key: str, name: str, v, default):
         ck.typed(key, v, float)
     elif isinstance(default, str):
         ck.typed(key, v, str)
-    if name in RATE_KEYS:
-        ck.rate(key, v)
-    _check_sign(ck, key, name, v)
+    for problem in problems(rules, v, bound=bound):
+        ck.fail(key, problem, v)
 
 
-def _check_sign(ck: _Checker, key: str, name: str, v) -> None:
-    if name in POSITIVE and not v > 0:
-        ck.fail(key, "must be > 0", v)
-    if name in NON_NEGATIVE and not v >= 0:
-        ck.fail(key, "must be >= 0", v)
-    if name in NON_POSITIVE and not v <= 0:
-        ck.fail(key, "must be <= 0", v)
-    if name == "num_workers" and not v >= -1:
-        ck.fail(key, "must be >= 0 (or -1: min(8, CPUs))", v)
-    if name == "q" and not v <= 1:
-        ck.fail(key, "GCE's q lies in (0, 1] (q -> 0 is cross-entropy, q = 1 is MAE)", v)
-
-
-def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dist]:
+def _check_space(ck: _Checker, key: str, space, defaults: _Keys) -> dict[str, Dist]:
     space = ck.mapping(key, space, set(defaults))
     out = {}
     for name, spec in space.items():
@@ -264,7 +264,7 @@ def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dis
             if not isinstance(choices, list) or not choices:
                 ck.fail(f"{k}.choices", "must be a non-empty list", choices)
             for c in choices:
-                _check_value(ck, f"{k}.choices", name, c, defaults[name])
+                _check_value(ck, f"{k}.choices", name, c, defaults)
             out[name] = Dist(choices=list(choices))
             continue
         for bound in ("low", "high"):
@@ -286,19 +286,19 @@ def _check_space(ck: _Checker, key: str, space, defaults: dict) -> dict[str, Dis
         if log and lo <= 0:
             ck.fail(f"{k}.low", "a log range must stay above zero", lo)
         for bound, v in (("low", lo), ("high", hi)):
-            if name in RATE_KEYS:
-                ck.rate(f"{k}.{bound}", v)
-            _check_sign(ck, f"{k}.{bound}", name, v)
+            for problem in problems(defaults.rules.get(name, ()), v, bound=True):
+                ck.fail(f"{k}.{bound}", problem, v)
         out[name] = Dist(low=lo, high=hi, log=log, int=is_int)
     return out
 
 
 @dataclass
 class Experiment:
-    """A search-space file: one or several methods over the same noise settings."""
-    path: Path
+    """A search-space file (or dict): one or several methods over the same noise settings."""
+    path: Path | None
     name: str
     dataset: str
+    dataset_options: dict
     methods: dict[str, SpaceConfig]
     raw: dict
 
@@ -319,27 +319,40 @@ class Experiment:
         return self.first.finals
 
 
-def _read_yaml(path: Path) -> tuple[_Checker, dict]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
-    ck = _Checker(path)
+#: what errors name as the file when the space is a Python dict (tune_lnl.run(space={...}))
+DICT_LABEL = "<space dict>"
+
+
+def _read(space) -> tuple[_Checker, dict]:
+    if isinstance(space, dict):
+        ck = _Checker(None, DICT_LABEL)
+        raw = copy.deepcopy(space)
+        raw.setdefault("name", "experiment")
+    else:
+        path = Path(space)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+        ck = _Checker(path)
     raw = ck.mapping("", raw, TOP_KEYS)
     if not raw:
         ck.fail("(top level)", "the file is empty", raw)
     return ck, raw
 
 
-def load_experiment(path: str | Path, smoke_mode: bool = False) -> Experiment:
-    """Read and validate a search-space YAML file naming one method (``method: mlc`` with
-    ``fixed``/``space``/``paper`` at the top and per setting) or several (``methods:`` mapping
-    each method to its own ``fixed``/``space``/``paper``/``settings``/``smoke``; top-level
-    ``fixed`` and ``smoke.fixed`` then apply to every method). Raises :class:`ConfigError`."""
-    path = Path(path)
-    ck, raw = _read_yaml(path)
+def load_experiment(space: str | Path | dict, smoke_mode: bool = False) -> Experiment:
+    """Read and validate a search-space YAML file (or the same content as a dict) naming one
+    method (``method: mlc`` with ``fixed``/``space``/``paper`` at the top and per setting) or
+    several (``methods:`` mapping each method to its own ``fixed``/``space``/``paper``/
+    ``settings``/``smoke``; top-level ``fixed`` and ``smoke.fixed`` then apply to every method).
+    A method is a built-in name or an import path ``package.module:ClassName`` (or an installed
+    entry point); so is a dataset. Raises :class:`ConfigError` (and
+    :class:`~tune_lnl.errors.DataError` for a user's data file that is unusable)."""
+    ck, raw = _read(space)
+    path = ck.path
     if ("method" in raw) == ("methods" in raw):
         ck.fail("method", "give exactly one of 'method' (one method) or 'methods' (several)",
                 raw.get("method", raw.get("methods")))
@@ -348,10 +361,13 @@ def load_experiment(path: str | Path, smoke_mode: bool = False) -> Experiment:
             ck.fail(req, "required key missing", None)
     common = _common(ck, raw)
     if "method" in raw:
-        method = ck.choice("method", raw["method"], METHOD_NAMES)
+        method = raw["method"]
+        method_class(method, ck.where("method"))
         methods = {method: _method_space(ck, raw, common, method, "", raw, raw["settings"], raw.get("smoke"))}
     else:
-        mraw_all = ck.mapping("methods", raw["methods"], set(METHOD_NAMES))
+        mraw_all = ck.mapping("methods", raw["methods"])
+        for method in mraw_all:
+            method_class(method, ck.where(f"methods.{method}"))
         if not mraw_all:
             ck.fail("methods", "name at least one method", raw["methods"])
         for k in ("space", "paper"):
@@ -364,8 +380,8 @@ def load_experiment(path: str | Path, smoke_mode: bool = False) -> Experiment:
             msettings = ck.mapping(f"{prefix}settings", mraw.get("settings"), set(common["settings"]))
             methods[method] = _method_space(ck, raw, common, method, prefix, mraw, msettings, raw.get("smoke"),
                                             mraw.get("smoke"))
-    exp = Experiment(path=path.resolve(), name=common["name"], dataset=common["dataset"], methods=methods,
-                     raw=copy.deepcopy(raw))
+    exp = Experiment(path=path.resolve() if path else None, name=common["name"], dataset=common["dataset"],
+                     dataset_options=common["dataset_options"], methods=methods, raw=copy.deepcopy(raw))
     for sc in methods.values():
         sc.is_smoke = smoke_mode
         _cross_check(ck, sc)
@@ -378,31 +394,50 @@ def load_space(path: str | Path, smoke_mode: bool = False, method: str | None = 
     exp = load_experiment(path, smoke_mode)
     if method is None:
         if len(exp.methods) > 1:
-            raise ConfigError(f"{exp.path}: names several methods ({', '.join(exp.methods)}); pick one")
+            raise ConfigError(f"{exp.path or DICT_LABEL}: names several methods ({', '.join(exp.methods)}); pick one")
         return exp.first
     if method not in exp.methods:
-        raise ConfigError(f"{exp.path}: method {method!r} is not in this file; it has: {', '.join(exp.methods)}")
+        raise ConfigError(f"{exp.path or DICT_LABEL}: method {method!r} is not in this file; it has: {', '.join(exp.methods)}")
     return exp.methods[method]
+
+
+def _dataset(ck: _Checker, value) -> tuple[str, dict]:
+    """``dataset:`` as (spec, options): a name or import path, or ``{type: ..., <option>: ...}``.
+    A relative ``path`` option is taken relative to the space file's folder."""
+    if isinstance(value, dict):
+        options = dict(value)
+        if "type" not in options:
+            ck.fail("dataset", "a dataset mapping needs 'type' (a built-in name such as arrays, or an import path "
+                    "'package.module:ClassName')", value)
+        spec = options.pop("type")
+    else:
+        spec, options = value, {}
+    if not isinstance(spec, str):
+        ck.fail("dataset", "must be a name, an import path or a mapping with 'type'", spec)
+    if isinstance(options.get("path"), str):
+        options["path"] = str((ck.folder / Path(options["path"]).expanduser()).resolve())
+    return spec, options
 
 
 def _common(ck: _Checker, raw: dict) -> dict:
     """Top-level keys shared by every method of the file."""
-    dataset = ck.choice("dataset", raw["dataset"], DATASETS)
-    proxy = ck.choice("proxy", raw.get("proxy", "clean_val" if dataset == "clothing1m" else "noisy_val"), PROXIES)
+    dataset, dataset_options = _dataset(ck, raw["dataset"])
+    ds = open_dataset(dataset, dataset_options, ck.where("dataset"))
+    proxy = ck.choice("proxy", raw.get("proxy", ds.default_proxy), PROXIES)
     clean_val_size = ck.typed("clean_val_size", raw.get("clean_val_size", 0), int)
-    if dataset == "clothing1m" and clean_val_size:
-        ck.fail("clean_val_size", "clothing1m ships its own clean validation split (its 14k clean_val images); "
-                "clean_val_size is for the synthetic-noise datasets", clean_val_size)
+    if ds.has_clean_val and clean_val_size:
+        ck.fail("clean_val_size", f"dataset {dataset} ships its own clean validation split; clean_val_size is for "
+                f"datasets without one", clean_val_size)
     if clean_val_size < 0:
         ck.fail("clean_val_size", "must be at least 0 (0: no clean validation subset)", clean_val_size)
-    if proxy == "clean_val" and dataset != "clothing1m" and clean_val_size < 1:
+    if proxy == "clean_val" and not ds.has_clean_val and clean_val_size < 1:
         ck.fail("proxy", f"clean_val on {dataset} needs clean_val_size: N (N training images, e.g. 500, kept out "
                 "of training with their ORIGINAL labels: the small trusted set a practitioner can afford to label)",
                 proxy)
     train_subset = ck.typed("train_subset", raw.get("train_subset", 0), int)
-    if train_subset < 0 or (train_subset and dataset == "clothing1m"):
-        ck.fail("train_subset", "a seeded random subset of the training images (mnist, cifar10): 0 (all) or more",
-                train_subset)
+    if train_subset < 0 or (train_subset and not ds.supports_subset):
+        ck.fail("train_subset", "a seeded random subset of the training images: 0 (all) or more"
+                + ("" if ds.supports_subset else f"; dataset {dataset} takes none"), train_subset)
     if clean_val_size and train_subset and clean_val_size >= train_subset:
         ck.fail("clean_val_size", f"leaves no training image of the {train_subset} of train_subset", clean_val_size)
     val_fraction = ck.typed("val_fraction", raw.get("val_fraction", 0.1), float)
@@ -428,12 +463,18 @@ def _common(ck: _Checker, raw: dict) -> dict:
         key = f"settings.{sname}"
         sraw = ck.mapping(key, sraw, SETTING_KEYS if "method" in raw else {"noise"})
         nz = ck.mapping(f"{key}.noise", sraw.get("noise"), {"type", "rate"})
+        if nz.get("type") == REAL_NOISE:
+            nz = {"rate": 0.0, **nz}  # the labels as given: no rate to draw
         if "type" not in nz or "rate" not in nz:
             ck.fail(f"{key}.noise", "needs 'type' and 'rate'", nz)
-        ntype = ck.choice(f"{key}.noise.type", nz["type"], NOISE_TYPES + (REAL_NOISE,))
-        if (ntype == REAL_NOISE) != (dataset == "clothing1m"):
-            ck.fail(f"{key}.noise.type", "'real' (labels as given) is the only noise of clothing1m, and only "
-                    "clothing1m has real noise", ntype)
+        ntype = ck.choice(f"{key}.noise.type", nz["type"], ds.noise_types)
+        if not ds.clean_labels_known(ntype):
+            if proxy == "clean_intact":
+                ck.fail("proxy", f"clean_intact needs the clean training labels, which dataset {dataset} does not "
+                        f"have under noise type {ntype} (setting {sname})", proxy)
+            if clean_val_size:
+                ck.fail("clean_val_size", f"needs the clean training labels, which dataset {dataset} does not have "
+                        f"under noise type {ntype} (setting {sname})", clean_val_size)
         noise[str(sname)] = (ntype, float(ck.rate(f"{key}.noise.rate", nz["rate"])))
     smoke = dict(ck.mapping("smoke", raw.get("smoke"), SMOKE_KEYS))
     for k in ("train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor"):
@@ -441,7 +482,8 @@ def _common(ck: _Checker, raw: dict) -> dict:
             ck.typed(f"smoke.{k}", smoke[k], int)
             if smoke[k] < (2 if k == "reduction_factor" else 1):
                 ck.fail(f"smoke.{k}", "too small", smoke[k])
-    return {"name": ck.typed("name", raw.get("name", ck.path.stem), str), "dataset": dataset, "proxy": proxy,
+    return {"name": ck.typed("name", raw.get("name", ck.path.stem if ck.path else "experiment"), str),
+            "dataset": dataset, "dataset_options": dataset_options, "proxy": proxy,
             "val_fraction": float(val_fraction), "clean_val_size": int(clean_val_size),
             "train_subset": int(train_subset), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
             "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": finals,
@@ -459,7 +501,7 @@ def _method_space(ck: _Checker, raw: dict, common: dict, method: str, prefix: st
                   settings_raw, smoke_raw, method_smoke_raw=None) -> SpaceConfig:
     """One method's validated :class:`SpaceConfig`. ``prefix`` is where its sections sit in the
     file ('' for a one-method file, 'methods.<m>.' otherwise), so errors name the real key."""
-    defaults = defaults_of(method)
+    defaults = _Keys(method, ck.where(f"{prefix}method" if not prefix else prefix[:-1]))
     fixed = {}
     if prefix:  # several methods: top-level fixed applies to all of them
         fixed.update(_check_hparams(ck, "fixed", raw.get("fixed"), defaults, method))
@@ -482,7 +524,8 @@ def _method_space(ck: _Checker, raw: dict, common: dict, method: str, prefix: st
         msmoke = ck.mapping(f"{prefix}smoke", method_smoke_raw, {"fixed"})
         smoke_fixed.update(_check_hparams(ck, f"{prefix}smoke.fixed", msmoke.get("fixed"), defaults))
     smoke["fixed"] = smoke_fixed
-    return SpaceConfig(path=ck.path.resolve(), name=common["name"], method=method, dataset=common["dataset"],
+    return SpaceConfig(path=ck.path.resolve() if ck.path else None, name=common["name"], method=method,
+                       dataset=common["dataset"], dataset_options=common["dataset_options"],
                        proxy=common["proxy"], val_fraction=common["val_fraction"],
                        clean_val_size=common["clean_val_size"], train_subset=common["train_subset"],
                        noise_seed=common["noise_seed"], device=common["device"], search=common["search"],
@@ -512,10 +555,43 @@ def _cross_check(ck: _Checker, cfg: SpaceConfig) -> None:
                         "a paper value is only meaningful for a searched hyperparameter", k)
         for mode in ([False, True] if cfg.smoke else [False]):
             full = dataclasses.replace(cfg, is_smoke=mode).paper_config(sname, "/")
-            if not 0 <= full["stage1"] <= full["stage2"] <= full["epochs"] if "stage2" in full else False:
-                ck.fail(f"settings.{sname}" + (" (smoke)" if mode else ""),
-                        "needs 0 <= stage1 <= stage2 <= epochs",
-                        {k: full[k] for k in ("stage1", "stage2", "epochs")})
+            for problem, value in method_class(cfg.method).check_config(full):  # the method's own relations
+                ck.fail(f"settings.{sname}" + (" (smoke)" if mode else ""), problem, value)
             if full["epochs"] < 1:
                 ck.fail(f"settings.{sname}" + (" (smoke)" if mode else ""), "epochs must be at least 1",
                         full["epochs"])
+
+
+# -- one run config, for a single training ----------------------------------------------------------
+def _one_method(label, available: list[str], method: str | None) -> str:
+    if method is None:
+        if len(available) > 1:
+            raise ConfigError(f"{label}: holds several methods ({', '.join(available)}): pick one with --method")
+        return available[0]
+    if method not in available:
+        raise ConfigError(f"{label}: methods: no method {method!r}; available: {', '.join(available)}")
+    return method
+
+
+def run_config(source, setting: str, data_root, smoke: bool = False, method: str | None = None) -> dict:
+    """The full run config of ONE training: from a search space (a file or dict: its fixed
+    values and the paper's values of the searched ones) or from an exported
+    ``best_configs.yaml`` (the selected config as it is)."""
+    if isinstance(source, dict):
+        doc, label = source, DICT_LABEL
+    else:
+        label = Path(source)
+        try:
+            doc = yaml.safe_load(label.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{label}: cannot read: {exc}") from None
+    if isinstance(doc, dict) and doc.get("kind") == BEST_KIND:
+        per_setting = doc["methods"][_one_method(label, list(doc["methods"]), method)]
+        if setting not in per_setting:
+            raise ConfigError(f"{label}: settings: no setting {setting!r}; available: {', '.join(per_setting)}")
+        return {**per_setting[setting]["config"], "data_root": str(data_root)}
+    exp = load_experiment(source, smoke_mode=smoke)
+    space = exp.methods[_one_method(label, list(exp.methods), method)]
+    if setting not in space.settings:
+        raise ConfigError(f"{label}: settings: no setting {setting!r}; available: {', '.join(space.settings)}")
+    return space.paper_config(setting, str(data_root))

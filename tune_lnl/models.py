@@ -1,7 +1,12 @@
 """Backbones. MNIST: the two-layer MLP (784-256-10) of Co-teaching / MLC. CIFAR-10: the 6-conv
 CNN of the MLC authors' code and the CIFAR ResNets (20/32/56 layers, option-A shortcuts) of
-He et al. 2016, Sec. 4.2."""
+He et al. 2016, Sec. 4.2. Clothing1M: torchvision's ImageNet ResNet-18. Every backbone takes its
+input channels, image size and number of classes from the dataset (:func:`build_model`)."""
 from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -116,11 +121,53 @@ def resnet56(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     return CifarResNet(9, num_classes, in_channels)
 
 
+RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, for inputs in [0, 1]."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def resnet18_weights_path() -> Path:
+    """Where torch.hub caches the torchvision ImageNet ResNet-18 weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(RESNET18_URL)
+
+
+def resnet18_imagenet(num_classes: int = 14, pretrained: bool = True) -> nn.Sequential:
+    """torchvision ResNet-18 behind an ImageNet :class:`Normalize` (inputs in [0, 1]) with a new
+    ``num_classes``-way ``fc``. ``pretrained`` loads the ImageNet weights from the torch.hub cache
+    only (never downloads); absent, a RuntimeError says where to put them."""
+    from torchvision.models import resnet18
+
+    path = resnet18_weights_path()
+    if pretrained and not path.is_file():
+        raise RuntimeError(
+            f"the ImageNet weights of ResNet-18 are not cached: put the file {RESNET18_URL} "
+            f"at {path} (torch.hub cache; $TORCH_HOME moves it), or set `pretrained: false` "
+            f"to train from scratch.")
+    net = resnet18(weights=None)
+    if pretrained:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    return nn.Sequential(OrderedDict(normalize=Normalize(), backbone=net))
+
+
 def resnet18(num_classes: int = 14, in_channels: int = 3, pretrained: bool = False) -> nn.Module:
-    """torchvision's ResNet-18 for Clothing1M (224x224 inputs in [0, 1], ImageNet normalisation
-    inside); ``pretrained``: ImageNet weights, which must already be in torch's cache."""
-    from .clothing1m import resnet18_clothing
-    return resnet18_clothing(num_classes, pretrained=pretrained)
+    """torchvision's ResNet-18 (e.g. Clothing1M's 224x224 inputs in [0, 1], ImageNet
+    normalisation inside); ``pretrained``: ImageNet weights, which must already be in torch's cache."""
+    if in_channels != 3:
+        raise ValueError(f"resnet18 takes 3-channel images (ImageNet); this dataset has {in_channels}")
+    return resnet18_imagenet(num_classes, pretrained=pretrained)
 
 
 MODELS = {"mlp": MLP, "cnn6": CNN6, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56,
@@ -135,7 +182,7 @@ def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrain
     if pretrained and name != "resnet18":
         raise ValueError(f"pretrained weights exist only for resnet18, not {name!r}")
     if name == "resnet18":
-        return resnet18(num_classes, pretrained=pretrained)
+        return resnet18(num_classes, in_shape[0], pretrained=pretrained)
     if name == "mlp":
         n_in = 1
         for s in in_shape:

@@ -7,20 +7,14 @@ run's hyperparameter columns (Ray's default TBX logger writes one per trial, so 
 keys win); without it TensorBoard builds the columns from the UNION of all sessions.
 
 :class:`RunWriter` needs no Ray (the Optuna backend's workers use it directly);
-:class:`TensorBoardCallback` drives one per trial from the Ray driver.
+:class:`tune_lnl.search.ray_backend.TensorBoardCallback` drives one per trial from the Ray driver.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
-
-try:
-    from ray.tune import Callback
-except ImportError:  # the Optuna backend runs without Ray
-    Callback = object  # type: ignore[assignment,misc]
 
 SKIP_HPARAMS = {"data_root", "device"}
 NOT_SCALARS = {"epoch", "done", "training_iteration", "timesteps_total", "episodes_total",
@@ -37,10 +31,6 @@ def hparam_values(config: dict) -> dict:
             continue
         out[k] = v if isinstance(v, (int, float, str, bool)) else str(v)
     return out
-
-
-def run_name(trial) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(trial))
 
 
 class RunWriter:
@@ -61,28 +51,3 @@ class RunWriter:
     def close(self) -> None:
         self.writer.file_writer.add_summary(self._sei)  # session end; failures are listed in the study
         self.writer.close()
-
-
-class TensorBoardCallback(Callback):
-    """Writes ``<logdir>/<trial name>`` runs from the Ray driver (trials need no TensorBoard)."""
-
-    def __init__(self, logdir: str | Path, base_config: dict):
-        self.logdir = Path(logdir)
-        self.base = base_config
-        self.writers: dict[str, RunWriter] = {}
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if trial.trial_id not in self.writers:
-            self.writers[trial.trial_id] = RunWriter(self.logdir / run_name(trial), {**self.base, **trial.config})
-        self.writers[trial.trial_id].add(result)
-
-    def _close(self, trial):
-        writer = self.writers.pop(trial.trial_id, None)
-        if writer is not None:
-            writer.close()
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._close(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial)

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import yaml
 
-from .studies import mean_std
+from .runs import atomic_write, mean_std  # noqa: I001
 
-BEST_KIND = "tune_lnl.best_configs"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash never leaves a half-written file there."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from ..config import BEST_KIND
 
 
 #: how the configs of an experiment were chosen (best_configs.yaml's ``selected_by``)
@@ -28,8 +20,9 @@ SELECTED_BY_PAPER = "none: the space file's paper values (--paper-only); the pro
 
 def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]], paper_only: bool = False) -> None:
     """``best``: method -> setting -> {"config": full run config, "proxy_best": float, ...}."""
-    doc = {"kind": BEST_KIND, "experiment": exp.name, "dataset": exp.dataset, "proxy": exp.proxy,
-           "space_file": str(exp.path), "selected_by": SELECTED_BY_PAPER if paper_only else SELECTED_BY_PROXY,
+    doc = {"kind": BEST_KIND, "experiment": exp.name, "dataset": exp.dataset,
+           "dataset_options": exp.dataset_options, "proxy": exp.proxy,
+           "space_file": str(exp.path) if exp.path else None, "selected_by": SELECTED_BY_PAPER if paper_only else SELECTED_BY_PROXY,
            "methods": best}
     atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
 
@@ -38,7 +31,7 @@ FIELDS = ["method", "setting", "seed", "best", "best_epoch", "proxy", "last", "o
 
 
 def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only: bool = False) -> str:
-    """``runs``: method -> setting -> seed -> summary (see :func:`tune_lnl.studies.summarize_run`).
+    """``runs``: method -> setting -> seed -> summary (see :func:`tune_lnl.results.runs.summarize_run`).
     Writes ``finals.csv`` (one row per method, setting and seed) and ``finals.md``: rows are
     methods, columns settings with "best" and "last" per cell (the MLC paper's Tables II/III),
     then the test-selected oracle figure in a table of its own."""

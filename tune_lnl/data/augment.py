@@ -1,4 +1,4 @@
-"""Batched, on-device MNIST data augmentation.
+"""Batched, on-device data augmentation (MNIST's perspective + jitter, CIFAR's crop + flip).
 
 Equivalent in distribution to the per-sample torchvision/PIL pipeline applied to
 28x28 grayscale ('L' mode) images::
@@ -335,7 +335,7 @@ def mnist_augment(x: Tensor, generator: torch.Generator) -> Tensor:
 # Random crop with zero padding + horizontal flip (CIFAR)
 # ----------------------------------------------------------------------------
 
-__all__ += ["random_crop_flip", "center_crop", "cifar10_augment"]
+__all__ += ["random_crop_flip", "center_crop", "cifar10_augment", "crop_flip", "AUGMENTS", "resolve_augment"]
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -426,7 +426,27 @@ def center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     return x[..., top:top + th, left:left + tw]
 
 
-def cifar10_augment(x: Tensor, generator: torch.Generator) -> Tensor:
-    """The standard CIFAR augmentation (He et al. 2016; MLC): 4-pixel zero padding, random
-    32x32 crop, random horizontal flip, on ``[B, C, 32, 32]``."""
-    return random_crop_flip(x, generator, 32, padding=4)
+def crop_flip(x: Tensor, generator: torch.Generator) -> Tensor:
+    """4-pixel zero padding, a random crop of the image's own size, a random horizontal flip
+    (the CIFAR augmentation for any image size)."""
+    return random_crop_flip(x, generator, tuple(x.shape[-2:]), padding=4)
+
+
+#: the CIFAR-10 augmentation (He et al. 2016; MLC): 4-pixel zero padding, random 32x32 crop, flip
+cifar10_augment = crop_flip
+
+#: the augmentations a space file names (``augment: <name>``): none, the CIFAR one for any size,
+#: the MNIST one (random perspective + brightness/contrast jitter, meant for grey images)
+AUGMENTS = {"none": None, "crop_flip": crop_flip, "perspective_jitter": mnist_augment}
+
+
+def resolve_augment(value, default):
+    """The augmentation a run config's ``augment`` asks for: ``true`` the dataset's default,
+    ``false`` / ``none`` none, else one of :data:`AUGMENTS` by name."""
+    if value is True:
+        return default
+    if value is False or value is None:
+        return None
+    if value not in AUGMENTS:
+        raise ValueError(f"unknown augment {value!r}; allowed: true, false, {', '.join(AUGMENTS)}")
+    return AUGMENTS[value]

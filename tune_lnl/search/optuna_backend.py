@@ -10,7 +10,7 @@
 * A trial is claimed under a file lock, and its owner (the worker's pid) is a user attribute of
   the trial. A worker that dies (killed, out of memory) has its trial released by the driver and
   a new worker continues it from its last checkpoint (at most
-  :data:`~tune_lnl.studies.MAX_WORKER_RETRIES` times, then FAIL). A search that was interrupted
+  :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times, then FAIL). A search that was interrupted
   as a whole releases every RUNNING trial on ``--resume`` the same way (without counting a retry).
 * Each run (trial or final seed) lives in its own folder: ``result.json`` (one JSON line per
   epoch, like Ray's), ``checkpoint.pt`` (written atomically after every epoch), and for finals
@@ -28,20 +28,20 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import time
-import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-from .config import PRUNERS, SpaceConfig
-from .export import atomic_write
-from .studies import FAILURES, MAX_WORKER_RETRIES, METRIC, log_failure, setting_seed, study_name
+from ..config import PRUNERS, SpaceConfig
+from ..errors import SearchError
+from ..results.runs import JOURNAL, RESULTS, atomic_write, journal_storage, read_history
+from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, distributions, log_failure, rungs, run_dirs,
+                      setting_seed, slots, study_name)
 
-STORAGE_FILE = "optuna.journal"
+STORAGE_FILE = JOURNAL
 CHECKPOINT = "checkpoint.pt"
-RESULTS = "result.json"
 OUTCOME = "outcome.json"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be continued)
@@ -49,10 +49,7 @@ RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be contin
 
 # -- storage, study, pruner -------------------------------------------------------------------
 
-def storage(exp_dir: Path):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-    return JournalStorage(JournalFileBackend(str(Path(exp_dir) / STORAGE_FILE)))
+storage = journal_storage
 
 
 def load_study(exp_dir: Path, key: str):
@@ -61,13 +58,12 @@ def load_study(exp_dir: Path, key: str):
 
 def make_pruner(space: SpaceConfig, epochs: int):
     kind = space.search.get("pruner", "successive_halving")
-    grace = min(space.grace_period, epochs)
+    grace, rf = rungs(space, epochs)
     if kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=grace, reduction_factor=space.reduction_factor,
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=grace, reduction_factor=rf,
                                                       min_early_stopping_rate=0)
     if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=grace, max_resource=epochs,
-                                              reduction_factor=space.reduction_factor)
+        return optuna.pruners.HyperbandPruner(min_resource=grace, max_resource=epochs, reduction_factor=rf)
     raise ValueError(f"search.pruner: unknown value {kind!r}; allowed: {', '.join(PRUNERS)}")
 
 
@@ -75,12 +71,8 @@ def workers_for(space: SpaceConfig, requested: int | None = None) -> tuple[int, 
     """``(worker processes, torch threads each)``: one worker per ``cpus_per_trial`` CPUs; on a
     GPU also at most ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU)."""
     import torch
-    cpt = float(space.search["cpus_per_trial"])
-    cpus = os.cpu_count() or 1
-    n = max(1, int(cpus // max(cpt, 1e-9)))
-    gpt = float(space.search["gpus_per_trial"])
-    if space.device != "cpu" and torch.cuda.is_available() and gpt > 0:
-        n = min(n, max(1, int(torch.cuda.device_count() / gpt)))
+    gpus = torch.cuda.device_count() if space.device != "cpu" and torch.cuda.is_available() else 0
+    cpt, n = slots(os.cpu_count() or 1, gpus, space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     if requested:
         n = int(requested)
     return n, max(1, int(cpt))
@@ -102,19 +94,12 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
     atomic_write(run_dir / RESULTS, "".join(json.dumps(h, default=float) + "\n" for h in history))
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    f = Path(run_dir) / RESULTS
-    if not f.exists():
-        return []
-    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-
-
 def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[str, str | None, int | None]:
     """Train ``cfg`` in ``run_dir`` to its last epoch, continuing from ``checkpoint.pt`` when
     one is there; ``on_epoch(metrics)`` returning False stops it (pruned). Returns
     ``(state, error, epoch)`` with state ``complete``, ``pruned`` or ``failed``."""
-    from .methods import method_class
-    from .tensorboard import RunWriter
+    from ..methods import method_class
+    from ..results.tensorboard import RunWriter
     run_dir.mkdir(parents=True, exist_ok=True)
     method = method_class(cfg["method"])(cfg)
     writer = None
@@ -127,14 +112,12 @@ def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[st
         if method.history and on_epoch is not None and not on_epoch(method.history[-1]):
             return "pruned", None, method.epoch  # killed between the pruner's verdict and the tell
         while not method.done:
-            try:
-                metrics = method.step()
-            except Exception as exc:  # noqa: BLE001 -- deterministic: reported, not retried
-                with open(run_dir / "error.txt", "w") as f:
-                    f.write(traceback.format_exc())
-                return "failed", f"{type(exc).__name__}: {exc}", method.epoch + 1
-            # like Ray's result lines: the seeds, the worker, and the run config (how to rerun it)
-            metrics.update(seed=int(cfg["seed"]), noise_seed=int(cfg["noise_seed"]), pid=os.getpid(), config=cfg)
+            metrics, failure = method.try_step()
+            if failure is not None:  # deterministic: reported, not retried
+                (run_dir / "error.txt").write_text(failure["traceback"])
+                return "failed", failure["error"], failure["epoch"]
+            # like Ray's result lines: the worker and the run config (how to rerun it)
+            metrics.update(pid=os.getpid(), config=cfg)
             method.save(ckpt)
             with open(run_dir / RESULTS, "a") as f:
                 f.write(json.dumps(metrics, default=float) + "\n")
@@ -149,10 +132,6 @@ def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[st
 
 
 # -- search -----------------------------------------------------------------------------------
-
-def _setting_dirs(exp_dir: Path, method: str, setting: str, part: str) -> tuple[Path, Path]:
-    return exp_dir / part / method / setting, exp_dir / "tensorboard" / part / method / setting
-
 
 def _owner(t) -> int | None:
     return t.user_attrs.get("owner")
@@ -188,12 +167,17 @@ def _search_worker(space: SpaceConfig, setting: str, exp_dir: str, data_root: st
     key = study_name(space.method, setting)
     base = space.base_config(setting, data_root)
     epochs = int(base["epochs"])
+    # the sampler's seed: the study's, this worker's slot, and how many trials the study has
+    # started already (0 in a fresh search): a worker started after a kill or a dying worker
+    # must not replay the random start-up draws its predecessor made (the same points twice)
+    started = sum(t.state != TrialState.WAITING
+                  for t in optuna.load_study(study_name=key, storage=storage(exp_dir)).get_trials(deepcopy=False))
+    seed = (setting_seed(space.search["seed"], key) + slot + 7919 * started) % 2**31
     study = optuna.load_study(study_name=key, storage=storage(exp_dir),
-                              sampler=optuna.samplers.TPESampler(seed=setting_seed(space.search["seed"], key) + slot,
-                                                                 constant_liar=True),
+                              sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
                               pruner=make_pruner(space, epochs))
-    dists = {k: d.to_optuna() for k, d in space.space_for(setting).items()}
-    run_root, tb_root = _setting_dirs(exp_dir, space.method, setting, "search")
+    dists = distributions(space, setting)
+    run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
     while True:
         with _locked(run_root / ".claim.lock"):
             trial = _claim(study, dists, num_samples)
@@ -287,7 +271,7 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
     """Run (or resume) the search of one method's setting with worker processes; returns the study."""
     exp_dir = Path(exp_dir)
     key = study_name(space.method, setting)
-    run_root, _ = _setting_dirs(exp_dir, space.method, setting, "search")
+    run_root, _ = run_dirs(exp_dir, "search", space.method, setting)
     run_root.mkdir(parents=True, exist_ok=True)
     n, threads = workers_for(space, workers)
     with _locked(run_root / ".claim.lock"):
@@ -322,7 +306,7 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
 
     _drive(f"{key} search", start, min(n, num_samples), lambda: _work_left(study, num_samples), on_death, status)
     if _work_left(study, num_samples):
-        raise RuntimeError(f"[{key}] search stopped with trials left: its workers kept dying; "
+        raise SearchError(f"[{key}] search stopped with trials left: its workers kept dying; "
                            f"see {run_root} and {exp_dir / FAILURES}")
     return study
 
@@ -350,13 +334,13 @@ def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False,
     final run per (method, setting, seed), all epochs, no pruning), so that few seeds still fill
     every worker. ``jobs``: ``(space, setting, config, seeds)`` each. A run continues from its
     checkpoint after an interruption; one whose worker dies is restarted (at most
-    :data:`~tune_lnl.studies.MAX_WORKER_RETRIES` times). Returns (method, setting) -> seed ->
+    :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times). Returns (method, setting) -> seed ->
     metric history of the runs that completed."""
     exp_dir = Path(exp_dir)
     runs = []  # (job key, label, seed, config, run dir, TensorBoard dir)
     for space, setting, config, seeds in jobs:
         key = study_name(space.method, setting)
-        run_root, tb_root = _setting_dirs(exp_dir, space.method, setting, "finals")
+        run_root, tb_root = run_dirs(exp_dir, "finals", space.method, setting)
         for seed in seeds:
             runs.append(((space.method, setting), f"{key} finals", seed, {**config, "seed": seed},
                          run_root / f"seed_{seed}", tb_root / f"seed_{seed}"))
@@ -410,5 +394,5 @@ def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False,
         out[job][seed] = read_history(d)
     for (method, setting), histories in out.items():
         if not histories:
-            raise RuntimeError(f"[{study_name(method, setting)}] every final run failed: see {exp_dir / FAILURES}")
+            raise SearchError(f"[{study_name(method, setting)}] every final run failed: see {exp_dir / FAILURES}")
     return out

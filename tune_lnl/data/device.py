@@ -2,26 +2,32 @@
 epoch is a permutation drawn from the run's own generator, a batch is an index slice, and
 images are turned into floats (and augmented) batch-wise on the device.
 
-A method talks to its data only through this interface (:class:`DeviceData` here; the
-streaming Clothing1M data in :mod:`tune_lnl.clothing1m` offers the same):
+A method talks to its data only through this interface (:class:`DeviceData` here; a streamed
+dataset's device view, e.g. Clothing1M's in :mod:`tune_lnl.data.clothing1m`, offers the same):
 
-* ``num_classes``, ``n_train``, ``train_noisy`` / ``train_clean`` (device tensors; clean = -1
-  where unknown), ``info``, ``default_augment`` (the dataset's batched augmentation);
+* ``num_classes``, ``image_shape``, ``in_memory``, ``n_train``, ``train_noisy`` / ``train_clean``
+  (device tensors; clean = -1 where unknown), ``info``, ``default_augment`` (the dataset's
+  batched augmentation), ``augmentation(value)`` (what a run config's ``augment`` means);
 * ``batches(batch_size, generator, augment)``: one epoch of ``(idx, x, noisy)``;
 * ``splits()``, ``labels(split)``, ``logits(model, split)`` and ``accuracy(model, split)`` for
   ``test``, ``noisy_val``, ``clean_val``, ``clean_intact``.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
-from .data import NoisyData
+from .augment import resolve_augment
+
+if TYPE_CHECKING:
+    from .splits import NoisyData
 
 
 class DeviceData:
-    def __init__(self, data: NoisyData, device: torch.device):
+    in_memory = True
+
+    def __init__(self, data: "NoisyData", device: torch.device):
         self.device = device
         to = lambda t: t.to(device, non_blocking=True)
         self.train_x, self.train_noisy, self.train_clean = map(to, (data.train_x, data.train_noisy, data.train_clean))
@@ -40,8 +46,13 @@ class DeviceData:
         for idx in self.epoch_batches(batch_size, generator):
             yield idx, self.train_batch(idx, augment, generator), self.train_noisy[idx]
 
+    def augmentation(self, value) -> Callable | None:
+        """What a run config's ``augment`` means here (:func:`~tune_lnl.data.augment.resolve_augment`)."""
+        return resolve_augment(value, self.default_augment)
+
     def splits(self) -> tuple[str, ...]:
-        return (("test", "clean_intact") + (("noisy_val",) if self.val_x.shape[0] else ())
+        clean_known = bool((self.train_clean >= 0).all()) if self.train_clean.numel() else True
+        return (("test",) + (("clean_intact",) if clean_known else ()) + (("noisy_val",) if self.val_x.shape[0] else ())
                 + (("clean_val",) if self.cval_x.shape[0] else ()))
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,10 +1,10 @@
 """Clothing1M: 1M clothing photos from shopping sites, 14 classes, real (not synthetic) label noise.
 
-The images do not fit on the training device, so unlike MNIST/CIFAR (:mod:`tune_lnl.batching`)
+The images do not fit on the training device, so unlike MNIST/CIFAR (:mod:`tune_lnl.data.device`)
 they stream from disk: DataLoader workers decode JPEGs to uint8 256x256, the batch moves to the
 device, and cropping to 224 (random crop + flip for training, centre crop otherwise) and the
 conversion to float in [0, 1] happen there, batch-wise. ImageNet normalisation is the model's
-first layer (:func:`resnet18_clothing`).
+first layer (:func:`resnet18_imagenet`).
 
 Expected layout (the official release; ``<root>`` is ``--data-root`` / ``$TUNE_LNL_DATA``)::
 
@@ -37,7 +37,6 @@ Run-config keys read by :func:`load_clothing1m`: ``data_root``, ``proxy`` (``cle
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -47,9 +46,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import DataError
 from .augment import center_crop, random_crop_flip
-from .batching import logits_accuracy
-from .data import DataNotFoundError, seeded_subset, stratified_holdout
+from .base import StreamedDataset
+from .device import logits_accuracy
+from .noise import REAL_NOISE
+from .splits import seeded_subset, stratified_holdout
 
 NUM_CLASSES = 14
 #: category names in label order (``category_names_eng.txt`` of the release); for display only
@@ -64,9 +66,6 @@ CROP_SIZE = 224     #: side of the images the model sees
 PROXIES = ("noisy_val", "clean_val", "clean_intact")
 SPLITS = ("test", "noisy_val", "clean_val", "clean_intact")
 
-RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Clothing1MError(ValueError):
@@ -92,7 +91,7 @@ class Clothing1MLists:
 
 def _find_lists(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
-        raise DataNotFoundError(
+        raise DataError(
             f"Clothing1M not found: the folder {folder} does not exist. It must hold the image "
             f"folders and the lists {', '.join(LIST_FILES)} (see tune_lnl/clothing1m.py); point "
             f"--data-root / TUNE_LNL_DATA at the folder that contains '{FOLDER}/'.")
@@ -105,7 +104,7 @@ def _find_lists(folder: Path) -> dict[str, Path]:
         else:
             missing.append(name)
     if missing:
-        raise DataNotFoundError(
+        raise DataError(
             f"Clothing1M in {folder} is incomplete: missing {', '.join(missing)} "
             f"(looked in {folder} and {folder / 'annotations'}).")
     return found
@@ -218,7 +217,7 @@ class Clothing1MImages(Dataset):
         try:
             return decode_image(path, self.size), i
         except FileNotFoundError:
-            raise DataNotFoundError(f"Clothing1M image {path} is listed but does not exist") from None
+            raise DataError(f"Clothing1M image {path} is listed but does not exist") from None
         except Exception as exc:
             raise Clothing1MError(f"cannot decode Clothing1M image {path}: "
                                   f"{type(exc).__name__}: {exc}") from None
@@ -245,7 +244,7 @@ class _BatchPlan:
 def clothing1m_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The standard Clothing1M training augmentation on the decoded 256x256 batch: per-sample
     random 224 crop + horizontal flip (p=1/2), drawn from ``generator`` on ``x.device`` (one
-    gather; :func:`tune_lnl.augment.random_crop_flip`); any dtype."""
+    gather; :func:`tune_lnl.data.augment.random_crop_flip`); any dtype."""
     return random_crop_flip(x, generator, CROP_SIZE, padding=0, flip=True)
 
 
@@ -262,7 +261,7 @@ def default_num_workers() -> int:
     return min(8, os.cpu_count() or 1)
 
 
-class Clothing1M:
+class Clothing1MData:
     """Clothing1M for one run: image keys and label tensors on the host (no pixels);
     :meth:`to_device` gives the streaming, device-side view methods train on.
 
@@ -342,7 +341,7 @@ class Clothing1M:
             if rows.numel():
                 path = self.folder / self.keys[int(rows[0])].decode("utf-8")
                 if not path.is_file():
-                    raise DataNotFoundError(
+                    raise DataError(
                         f"Clothing1M image {path} (first key of the {split} split) does not exist; "
                         f"keys are paths relative to {self.folder}")
 
@@ -366,23 +365,23 @@ class Clothing1M:
 
 def check_clothing1m(root: str | os.PathLike) -> None:
     """Cheap presence check of ``<root>/clothing1m`` (folder, the five lists, the first training
-    image): raises :class:`DataNotFoundError` naming what is missing. No parsing."""
+    image): raises :class:`DataError` naming what is missing. No parsing."""
     folder = Path(root).expanduser().resolve() / FOLDER
     files = _find_lists(folder)
     with open(files["noisy_train_key_list.txt"], encoding="utf-8") as f:
         first = next((line.split()[0] for line in f if line.split()), None)
     if first is None:
-        raise DataNotFoundError(f"Clothing1M list {files['noisy_train_key_list.txt']} is empty")
+        raise DataError(f"Clothing1M list {files['noisy_train_key_list.txt']} is empty")
     if not (folder / first).is_file():
-        raise DataNotFoundError(f"Clothing1M image {folder / first} (first training key) does not exist; "
+        raise DataError(f"Clothing1M image {folder / first} (first training key) does not exist; "
                                 f"keys are paths relative to {folder}")
 
 
-def load_clothing1m(cfg: dict) -> Clothing1M:
+def load_clothing1m(cfg: dict) -> Clothing1MData:
     """Clothing1M as a run config describes it (keys: data_root, proxy, val_fraction, noise_seed,
     train_subset, test_subset, num_workers, batch_size; optional: clean_val_subset,
     eval_batch_size, prefetch_factor)."""
-    return Clothing1M(cfg)
+    return Clothing1MData(cfg)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -396,12 +395,13 @@ class Clothing1MDeviceData:
     One DataLoader (one set of persistent workers) serves training and every evaluation split;
     its batch plan is replaced before each pass. Call :meth:`close` to stop the workers early."""
 
-    def __init__(self, data: Clothing1M, device: torch.device):
+    def __init__(self, data: Clothing1MData, device: torch.device):
         self.host = data
         self.device = device
         self.num_classes = data.num_classes
         self.image_shape = data.image_shape
         self.default_augment = data.augment
+        self.in_memory = False
         self.info = data.info
         self.train_noisy = data.train_noisy.to(device)
         self.train_clean = data.train_clean.to(device)
@@ -476,6 +476,15 @@ class Clothing1MDeviceData:
     def splits(self) -> tuple[str, ...]:
         return self.host.splits()
 
+    def augmentation(self, value) -> Callable | None:
+        """The run config's ``augment``: ``true`` / ``crop_flip`` the random 224 crop + flip,
+        ``false`` / ``none`` the centre crop."""
+        if value in (True, "crop_flip"):
+            return self.default_augment
+        if value in (False, None, "none"):
+            return None
+        raise ValueError(f"augment {value!r} is not available for Clothing1M; allowed: true (crop_flip), false (none)")
+
     def split_size(self, split: str) -> int:
         return int(self._split_rows[split].numel())
 
@@ -509,41 +518,23 @@ class Clothing1MDeviceData:
         self._loader = self._make_loader(self._plan, persistent=False)
 
 
-# ------------------------------------------------------------------------------------------------
-# model
-# ------------------------------------------------------------------------------------------------
+class Clothing1M(StreamedDataset):
+    """Clothing1M (``<root>/clothing1m/``): real noise, streamed, its own clean validation split."""
+    num_classes = NUM_CLASSES
+    image_shape = (3, CROP_SIZE, CROP_SIZE)
+    noise_types = (REAL_NOISE,)
+    has_clean_val = True
+    default_proxy = "clean_val"
+    supports_subset = False
 
-class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel, for inputs in [0, 1]."""
+    def clean_labels_known(self, noise_type: str) -> bool:
+        return True  # for the training images human-checked in clean_label_kv.txt
 
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+    def check(self, root: Path) -> None:
+        check_clothing1m(root)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+    def noisy_data(self, cfg: dict) -> Clothing1MData:
+        return load_clothing1m(cfg)
 
-
-def resnet18_weights_path() -> Path:
-    """Where torch.hub caches the torchvision ImageNet ResNet-18 weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(RESNET18_URL)
-
-
-def resnet18_clothing(num_classes: int = NUM_CLASSES, pretrained: bool = True) -> nn.Sequential:
-    """torchvision ResNet-18 behind an ImageNet :class:`Normalize` (inputs in [0, 1]) with a new
-    ``num_classes``-way ``fc``. ``pretrained`` loads the ImageNet weights from the torch.hub cache
-    only (never downloads); absent, a RuntimeError says where to put them."""
-    from torchvision.models import resnet18
-
-    path = resnet18_weights_path()
-    if pretrained and not path.is_file():
-        raise RuntimeError(
-            f"the ImageNet weights of ResNet-18 are not cached: put the file {RESNET18_URL} "
-            f"at {path} (torch.hub cache; $TORCH_HOME moves it), or set `pretrained: false` "
-            f"to train from scratch.")
-    net = resnet18(weights=None)
-    if pretrained:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    net.fc = nn.Linear(net.fc.in_features, num_classes)
-    return nn.Sequential(OrderedDict(normalize=Normalize(), backbone=net))
+    def augmentation(self):
+        return clothing1m_augment

@@ -12,6 +12,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .constraints import NON_NEGATIVE, POSITIVE
+
+#: the value rules of the label-table keys (PENCIL's and MLC's ``constraints`` include them)
+LABEL_TABLE_CONSTRAINTS = {"K": POSITIVE, "lambda": POSITIVE, "lr2": POSITIVE, "alpha": NON_NEGATIVE,
+                           "beta": NON_NEGATIVE, "stage1": NON_NEGATIVE, "stage2": NON_NEGATIVE}
+
+
+def check_stages(cfg: dict) -> list[tuple[str, object]]:
+    """The three stages must fit the run: ``0 <= stage1 <= stage2 <= epochs``."""
+    if 0 <= cfg["stage1"] <= cfg["stage2"] <= cfg["epochs"]:
+        return []
+    return [("needs 0 <= stage1 <= stage2 <= epochs", {k: cfg[k] for k in ("stage1", "stage2", "epochs")})]
+
 
 def init_table(noisy: torch.Tensor, num_classes: int, K: float) -> torch.Tensor:
     """MLC Eq. 4: ``y~ = K * onehot(noisy label)``, one row per training sample."""

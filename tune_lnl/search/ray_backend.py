@@ -1,5 +1,5 @@
 """Ray backend (``--backend ray``): one Optuna (TPE) + ASHA search per method and noise setting
-on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.optuna_backend`.
+on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.search.optuna_backend`.
 
 * Trials report ``proxy_best`` (the running maximum of the configured proxy); ASHA compares it
   at its rungs and Optuna records it as the trial's value. Test accuracy never enters either.
@@ -11,8 +11,10 @@ on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.optuna_b
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -22,10 +24,14 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from .config import SpaceConfig
-from .methods import trainable_class
-from .studies import FAILURES, MAX_WORKER_RETRIES, METRIC, log_failure, setting_seed, study_name
-from .tensorboard import TensorBoardCallback
+from ..config import SpaceConfig
+from ..errors import SearchError
+from ..methods.ray_adapter import MethodTrainable
+from ..methods.registry import BUILTIN
+from ..results.runs import sqlite_url
+from ..results.tensorboard import RunWriter
+from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, distributions, log_failure, rungs, run_dirs,
+                      setting_seed, slots, study_name)
 
 log = logging.getLogger("tune_lnl")
 
@@ -104,6 +110,35 @@ class FailureLog(tune.Callback):
                     (trial.last_result or {}).get("epoch"))
 
 
+def run_name(trial) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(trial))
+
+
+class TensorBoardCallback(tune.Callback):
+    """Writes ``<logdir>/<trial name>`` runs from the Ray driver (trials need no TensorBoard)."""
+
+    def __init__(self, logdir: str | Path, base_config: dict):
+        self.logdir = Path(logdir)
+        self.base = base_config
+        self.writers: dict[str, RunWriter] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if trial.trial_id not in self.writers:
+            self.writers[trial.trial_id] = RunWriter(self.logdir / run_name(trial), {**self.base, **trial.config})
+        self.writers[trial.trial_id].add(result)
+
+    def _close(self, trial):
+        writer = self.writers.pop(trial.trial_id, None)
+        if writer is not None:
+            writer.close()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._close(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._close(trial)
+
+
 class ProgressCallback(tune.Callback):
     """Concise progress: one line per finished trial and a status line every ``every`` seconds."""
 
@@ -132,8 +167,7 @@ class ProgressCallback(tune.Callback):
 
 
 
-def storage_url(exp_dir: Path) -> str:
-    return f"sqlite:///{exp_dir / 'optuna.db'}"
+storage_url = sqlite_url
 
 
 def load_study(exp_dir: Path, key: str):
@@ -146,13 +180,21 @@ def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> tuple[dict,
     import ray
     avail = ray.cluster_resources()
     cpus, gpus = avail.get("CPU", 1), avail.get("GPU", 0)
-    cpus_per_trial = min(cpus_per_trial, cpus)  # never ask for more than the cluster has (PENDING forever)
-    request = {"cpu": cpus_per_trial}
-    concurrency = max(1, int(cpus // cpus_per_trial))
+    cpt, concurrency = slots(cpus, gpus, cpus_per_trial, gpus_per_trial)  # never more than the cluster has
+    request = {"cpu": cpt}
     if gpus > 0 and gpus_per_trial > 0:
         request["gpu"] = gpus_per_trial
-        concurrency = min(concurrency, max(1, int(gpus // gpus_per_trial)))
     return request, concurrency
+
+
+def trainable_class(method: str):
+    """A built-in method's own Trainable (``trainables/<name>.py``); for a user's method the
+    generic :class:`~tune_lnl.methods.ray_adapter.MethodTrainable`, which finds the class from
+    the run config's ``method`` inside the worker (through the Python path)."""
+    if method in BUILTIN:
+        module, _, cls = BUILTIN[method].partition(":")
+        return getattr(importlib.import_module(module), f"{cls}Trainable")
+    return MethodTrainable
 
 
 def _trainable(space: SpaceConfig, base: dict, request: dict):
@@ -182,7 +224,8 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
     """Run (or resume) the search of one method's setting; returns the Optuna study."""
     import optuna
     base = space.base_config(setting, str(data_root))
-    key, m = study_name(space.method, setting), space.method
+    key = study_name(space.method, setting)
+    run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     trainable = _trainable(space, base, request)
 
@@ -190,22 +233,21 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
         early = set()
         epochs = int(base["epochs"])
         searcher = PruningOptunaSearch(
-            space={k: d.to_optuna() for k, d in space.space_for(setting).items()},
+            space=distributions(space, setting),
             metric=METRIC, mode="max", points_to_evaluate=[space.paper_point(setting)],
             storage=optuna.storages.RDBStorage(storage_url(exp_dir)), study_name=key,
             seed=setting_seed(space.search["seed"], key), early_stopped=early)
-        scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs,
-                                  grace_period=min(space.grace_period, epochs),
-                                  reduction_factor=space.reduction_factor, early_stopped=early)
+        grace, rf = rungs(space, epochs)
+        scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs, grace_period=grace,
+                                  reduction_factor=rf, early_stopped=early)
         return tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=num_samples, max_concurrent_trials=concurrency,
                                         reuse_actors=True),
-            run_config=_run_config(exp_dir / "search" / m, setting, key, num_samples, base,
-                                   exp_dir / "tensorboard" / "search" / m / setting, exp_dir / FAILURES))
+            run_config=_run_config(run_root.parent, setting, key, num_samples, base, tb_root, exp_dir / FAILURES))
 
-    tuner = _restore_or_new(exp_dir / "search" / m / setting, trainable, resume, f"{key} search", new_tuner)
+    tuner = _restore_or_new(run_root, trainable, resume, f"{key} search", new_tuner)
     print(f"[{key}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
           flush=True)
     tuner.fit()
@@ -218,7 +260,8 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
                    resume: bool = False) -> dict[int, list[dict]]:
     """Retrain ``config`` with each seed (all epochs, no pruning); returns seed -> metric history."""
     base = {k: v for k, v in config.items() if k != "seed"}
-    key, m = study_name(space.method, setting), space.method
+    key = study_name(space.method, setting)
+    run_root, tb_root = run_dirs(exp_dir, "finals", space.method, setting)
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
     trainable = _trainable(space, base, request)
 
@@ -226,10 +269,10 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
         return tune.Tuner(
             trainable, param_space={"seed": tune.grid_search(seeds)},
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
-            run_config=_run_config(exp_dir / "finals" / m, setting, f"{key} finals", len(seeds), base,
-                                   exp_dir / "tensorboard" / "finals" / m / setting, exp_dir / FAILURES))
+            run_config=_run_config(run_root.parent, setting, f"{key} finals", len(seeds), base, tb_root,
+                                   exp_dir / FAILURES))
 
-    tuner = _restore_or_new(exp_dir / "finals" / m / setting, trainable, resume, f"{key} finals", new_tuner)
+    tuner = _restore_or_new(run_root, trainable, resume, f"{key} finals", new_tuner)
     print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
     results = tuner.fit()
     histories = {}
@@ -241,7 +284,7 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
         df = r.metrics_dataframe.sort_values("epoch").drop_duplicates("epoch", keep="last")
         histories[int(r.config["seed"])] = df.to_dict("records")
     if not histories:
-        raise RuntimeError(f"[{key}] every final run failed: see {exp_dir / FAILURES}")
+        raise SearchError(f"[{key}] every final run failed: see {exp_dir / FAILURES}")
     return histories
 
 

@@ -1,12 +1,17 @@
-"""What both search backends share, without Ray: study names and seeds, the selected config,
-failure records, and the per-run summary (best / last / oracle) the finals table is made of."""
+"""What both search backends share, without Ray: study names and seeds, the search space as
+Optuna distributions, the paper's point, the pruner's rungs, trial slots from the resources,
+run-folder paths, the selected config, failure records and throughput statistics."""
 from __future__ import annotations
 
 import json
-import math
 import time
 import zlib
 from pathlib import Path
+
+from ..results.runs import study_name
+
+__all__ = ["METRIC", "FAILURES", "MAX_WORKER_RETRIES", "setting_seed", "study_name", "distributions", "rungs",
+           "slots", "run_dirs", "best_config", "log_failure", "search_stats"]
 
 #: what trials report, what the pruner compares and what Optuna records: the running maximum of
 #: the configured proxy (test accuracy never enters)
@@ -22,8 +27,32 @@ def setting_seed(seed: int, setting: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(setting.encode())) % 2**31
 
 
-def study_name(method: str, setting: str) -> str:
-    return f"{method}/{setting}"
+def distributions(space, setting: str) -> dict:
+    """The searched hyperparameters of one method's setting as Optuna distributions."""
+    return {k: d.to_optuna() for k, d in space.space_for(setting).items()}
+
+
+def rungs(space, epochs: int) -> tuple[int, int]:
+    """``(grace period, reduction factor)`` of the pruner (ASHA on Ray, SH/Hyperband on Optuna):
+    the grace period never exceeds the run's epochs."""
+    return min(space.grace_period, epochs), space.reduction_factor
+
+
+def slots(cpus: float, gpus: float, cpus_per_trial: float, gpus_per_trial: float) -> tuple[float, int]:
+    """``(CPUs each trial asks for, trials at a time)`` from the resources there are: one trial
+    per ``cpus_per_trial`` CPUs (never asking more than there are), and with GPUs at most
+    ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU)."""
+    cpt = min(float(cpus_per_trial), float(cpus))
+    n = max(1, int(cpus // max(cpt, 1e-9)))
+    if gpus > 0 and gpus_per_trial > 0:
+        n = min(n, max(1, int(gpus // gpus_per_trial)))
+    return cpt, n
+
+
+def run_dirs(exp_dir: Path, part: str, method: str, setting: str) -> tuple[Path, Path]:
+    """``(runs folder, TensorBoard folder)`` of one method's setting; ``part``: search or finals."""
+    exp_dir = Path(exp_dir)
+    return exp_dir / part / method / setting, exp_dir / "tensorboard" / part / method / setting
 
 
 def best_config(space, setting: str, study, data_root) -> dict:
@@ -40,27 +69,6 @@ def log_failure(path: Path, label: str, trial, kind: str, error: str, epoch, con
     print(f"[{label}] trial {trial} FAILED ({kind}) at epoch {epoch}: {error}", flush=True)
 
 
-def first_best(history: list[dict], key: str = "proxy") -> int:
-    """Index of the epoch with the highest ``key`` (ties: the earliest): the proxy's choice."""
-    return max(range(len(history)), key=lambda i: (history[i][key], -i))
-
-
-def summarize_run(history: list[dict], last_k: int) -> dict:
-    """best = test acc at the proxy-best epoch (first maximum); last = mean test acc of the last
-    ``last_k`` epochs; oracle = max test acc over epochs (test-selected: comparison only)."""
-    i_best = first_best(history)
-    tests = [h["test_acc"] for h in history]
-    tail = tests[-last_k:]
-    return {"best": tests[i_best], "best_epoch": int(history[i_best]["epoch"]), "proxy": history[i_best]["proxy"],
-            "last": sum(tail) / len(tail), "oracle_max": max(tests), "epochs": len(history)}
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return m, sd
-
-
 def search_stats(run_root: Path, study, num_samples: int, epochs: int, wall_s: float, backend: str) -> dict:
     """Throughput and what the pruner saved, from the trials' ``result.json`` files: trial-epochs
     run (a redone epoch after a restart counts: it was computed), per second of wall time, and the
@@ -75,16 +83,3 @@ def search_stats(run_root: Path, study, num_samples: int, epochs: int, wall_s: f
             "trial_epochs": run, "trial_epochs_without_pruning": full,
             "pruning_saved": round(1 - run / full, 4) if full else 0.0,
             "wall_s": round(wall_s, 2), "trial_epochs_per_s": round(run / wall_s, 4) if wall_s > 0 else None}
-
-
-def open_study(exp_dir, key: str):
-    """The Optuna study ``key`` of an experiment folder, whichever backend wrote it
-    (``optuna.journal``: --backend optuna; ``optuna.db``: --backend ray)."""
-    import optuna
-    exp_dir = Path(exp_dir)
-    if (exp_dir / "optuna.journal").exists():
-        from .optuna_backend import storage
-        return optuna.load_study(study_name=key, storage=storage(exp_dir))
-    if (exp_dir / "optuna.db").exists():
-        return optuna.load_study(study_name=key, storage=f"sqlite:///{exp_dir / 'optuna.db'}")
-    raise FileNotFoundError(f"{exp_dir}: no Optuna storage (optuna.journal or optuna.db)")

@@ -1,13 +1,13 @@
 """The plain-PyTorch training object every method derives from (no Ray here).
 
-A method is built from one flat *run config* (see :mod:`tune_lnl.runconfig`), owns its data on
+A method is built from one flat *run config* (see :meth:`tune_lnl.config.SpaceConfig.base_config`), owns its data on
 the training device, and advances one epoch per :meth:`Method.step`, which returns that epoch's
 metrics: the configured proxy (the only thing that selects), test accuracy (logged, never
 selects), and method-specific statistics. :meth:`state_dict` / :meth:`load_state_dict` capture
 everything needed to continue identically: models, optimizers, per-sample tables, epoch, RNG
 and generator states and the metric history.
 
-Speed switches of every run config (:data:`tune_lnl.methods.SPEED_DEFAULTS`, all off by
+Speed switches of every run config (:data:`SPEED_DEFAULTS`, all off by
 default), applied here so that no method needs to know them: ``amp: bf16`` runs
 :meth:`Method.train_epoch` and :meth:`Method.evaluate` under bf16 autocast, ``channels_last``
 converts the models (and every 4-D input batch) to NHWC, ``compile`` compiles each model in
@@ -20,19 +20,27 @@ import contextlib
 import math
 import os
 import time
+import traceback
 from typing import Any
 
 import torch
 
+from ..data import NoisyData, cached_noisy_data, logits_accuracy
 from .analytics import SelectionMeter, divergence, label_correction
-from .batching import logits_accuracy
-from .data import IN_MEMORY, NoisyData, cached_noisy_data
-from .methods import AMP_MODES
+from ..models import MODELS
+from .constraints import NON_NEGATIVE, POSITIVE, RATE, OneOf, Range
 
-#: model-selection proxies (never the test set): a noisy hold-out of the training set, the
-#: training images against their clean labels (synthetic noise only), a clean validation split
-#: shipped with the dataset (Clothing1M)
-PROXIES = ("noisy_val", "clean_intact", "clean_val")
+#: run-config keys every method accepts: the backbone's ImageNet weights (``resnet18``) and the
+#: decoding workers of streamed datasets (Clothing1M; -1: min(8, CPUs))
+BACKBONE_DEFAULTS = {"pretrained": False, "num_workers": -1}
+
+#: run-config keys every method accepts that change how, not what, it computes (all off by
+#: default; see README "Speed switches"): ``amp`` ``none`` | ``bf16`` (bf16 autocast around the
+#: training forward passes and evaluation), ``channels_last`` (NHWC models and 4-D batches),
+#: ``compile`` (``torch.compile`` of each model, in place). Not part of a checkpoint's identity.
+SPEED_DEFAULTS = {"amp": "none", "channels_last": False, "compile": False}
+#: the allowed values of ``amp``
+AMP_MODES = ("none", "bf16")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -115,9 +123,26 @@ class CheckpointMismatch(RuntimeError):
 
 
 class Method:
+    """Subclass this (or :class:`~tune_lnl.methods.single_network.SingleNetwork`,
+    :class:`~tune_lnl.methods.two_networks.TwoNetworks`) for a method of your own; see the
+    README's "Write your own method". Declare:
+
+    * ``defaults``: every run-config key the method reads, with its default (the type of the
+      default is the type a space file must give);
+    * ``constraints``: ``{key: rule}`` for values that must lie in a range or a set
+      (:mod:`tune_lnl.methods.constraints`); merged with the bases' rules;
+    * optionally :meth:`check_config` for relations between keys.
+    """
     name = "base"
-    #: keys every run config of this method must provide, with their defaults
-    defaults: dict[str, Any] = {}
+    #: keys every run config of this method must provide, with their defaults (required)
+    defaults: dict[str, Any] | None = None
+    #: rules on run-config values, checked when a space file is loaded (merged along the MRO)
+    constraints = {
+        "model": OneOf(tuple(MODELS)), "amp": OneOf(AMP_MODES), "optimizer": OneOf(("adam", "sgd")), "lr_schedule": OneOf(("constant", "step")),
+        "momentum": RATE, "weight_decay": NON_NEGATIVE, "lr": POSITIVE, "batch_size": POSITIVE, "epochs": POSITIVE,
+        "num_workers": Range(-1.0, message="must be >= 0 (or -1: min(8, CPUs))"),
+        "augment": OneOf((True, False, "none", "crop_flip", "perspective_jitter")),
+    }
     #: names of per-sample tensors (e.g. PENCIL's / MLC's label table ``ytilde``) that belong to
     #: the checkpoint besides :meth:`method_state`
     tables: tuple[str, ...] = ()
@@ -132,7 +157,7 @@ class Method:
         # keys (read-only); Clothing1M is loaded afresh (its workers are stopped by close())
         self.data = data.to_device(self.device) if data is not None else cached_noisy_data(self.cfg, self.device)
         #: batched on-device augmentation ``f(x, generator)`` (the dataset's own), None if off
-        self.augment = self.data.default_augment if self.cfg.get("augment", False) else None
+        self.augment = self.data.augmentation(self.cfg.get("augment", False))
         self.gen = torch.Generator(device=self.device).manual_seed(int(self.cfg["seed"]))
         self.epoch = 0
         self.history: list[dict] = []
@@ -140,6 +165,13 @@ class Method:
             torch.manual_seed(int(self.cfg["seed"]))
             self.build()
         self.prepare_models()
+
+    @classmethod
+    def check_config(cls, cfg: dict) -> list[tuple[str, object]]:
+        """Relations between keys of a full run config this method needs, as ``(problem,
+        offending values)`` pairs (empty: fine). Called on every setting's paper config (and its
+        smoke version) when a space file is loaded; the error names the setting."""
+        return []
 
     # -- to implement -------------------------------------------------------------------------
     def build(self) -> None:
@@ -203,11 +235,11 @@ class Method:
         the configured one selects): ``noisy_val``, ``clean_val`` and, for the in-memory datasets,
         ``clean_intact`` (Clothing1M: a pass over its streamed training set, only when it is the
         proxy). With two
-        networks also their divergence (:func:`tune_lnl.analytics.divergence`, MLC Eq. 1) on each
+        networks also their divergence (:func:`tune_lnl.methods.analytics.divergence`, MLC Eq. 1) on each
         held-out split: ``divergence_test``, ``divergence_noisy_val``, ``divergence_clean_val``."""
         d = self.data
         splits = [s for s in ("test", "noisy_val", "clean_val") if s in d.splits()]
-        if self.cfg["proxy"] == "clean_intact" or self.cfg["dataset"] in IN_MEMORY:
+        if "clean_intact" in d.splits() and (self.cfg["proxy"] == "clean_intact" or d.in_memory):
             splits.append("clean_intact")  # every proxy is logged; streamed data: only when selecting
         models = self.eval_models()
         out: dict[str, float] = {}
@@ -222,11 +254,11 @@ class Method:
         return out
 
     def selection_meter(self) -> SelectionMeter:
-        """A fresh :class:`~tune_lnl.analytics.SelectionMeter` over this run's training labels."""
+        """A fresh :class:`~tune_lnl.methods.analytics.SelectionMeter` over this run's training labels."""
         return SelectionMeter(self.data.train_noisy, self.data.train_clean)
 
     def label_correction(self, table: torch.Tensor) -> dict[str, float]:
-        """Label-correction analytics of a label table (:func:`tune_lnl.analytics.label_correction`
+        """Label-correction analytics of a label table (:func:`tune_lnl.methods.analytics.label_correction`
         of its arg-max): ``label_acc``, ``label_acc_clean``, ``label_acc_noisy``. Never selects."""
         return label_correction(table.argmax(1), self.data.train_noisy, self.data.train_clean)
 
@@ -255,10 +287,24 @@ class Method:
         self.history.append(metrics)
         return metrics
 
+    def try_step(self) -> tuple[dict | None, dict | None]:
+        """:meth:`step`, for the search backends: ``(metrics, None)``, or ``(None, failure)`` when
+        the method itself fails (divergence: a NaN/inf loss or proxy, or any exception it raises).
+        Such a failure is deterministic, so it is reported (``failure``: ``error``, ``traceback``,
+        ``epoch``), never retried; only infrastructure faults (a dying process) are."""
+        try:
+            metrics = self.step()
+        except Exception as exc:  # noqa: BLE001 -- reported, with its traceback
+            return None, {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                          "epoch": self.epoch + 1}
+        # the seeds travel with every result: result.json alone says how to rerun the run
+        metrics.update(seed=int(self.cfg["seed"]), noise_seed=int(self.cfg["noise_seed"]))
+        return metrics, None
+
     def state_dict(self) -> dict:
         return {
             "format": "tune_lnl.checkpoint/1",
-            "method": self.name,
+            "method": self.cfg.get("method", self.name),
             "identity": self.identity(),
             "config": dict(self.cfg),
             "epoch": self.epoch,
@@ -274,7 +320,10 @@ class Method:
         """What a checkpoint must agree on to be loadable into this object."""
         keys = ("method", "variant", "dataset", "noise_type", "noise_rate", "noise_seed", "proxy",
                 "val_fraction", "train_subset", "model")
-        return {k: self.cfg.get(k) for k in keys}
+        out = {k: self.cfg.get(k) for k in keys}
+        if self.cfg.get("dataset_options"):  # (absent when empty: checkpoints of earlier versions still load)
+            out["dataset_options"] = dict(self.cfg["dataset_options"])
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != "tune_lnl.checkpoint/1":

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
 
-from .data import open_torchvision
+from .base import InMemoryDataset, open_torchvision
+from .splits import Arrays
 
-__all__ = ["CIFAR10_CLASSES", "CIFAR10_FILES", "load_cifar10"]
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_FILES", "load_cifar10", "CIFAR10Dataset"]
 
 CIFAR10_CLASSES = 10
 CIFAR10_FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
@@ -63,7 +64,7 @@ def load_cifar10(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
     images (CHW; 50000 train in the order data_batch_1..5, 10000 test) and int64 labels.
 
     Downloads when the files are absent and the network allows; otherwise raises
-    :class:`~tune_lnl.data.DataNotFoundError` naming the folder to fill. Files whose md5 differs
+    :class:`~tune_lnl.errors.DataError` naming the folder to fill. Files whose md5 differs
     from the official release are loaded with a warning."""
     root = Path(root)
     folder = root / CIFAR10_FOLDER
@@ -80,3 +81,13 @@ def load_cifar10(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, t
         return torch.as_tensor(ds.targets, dtype=torch.int64)
 
     return images(train), labels(train), images(test), labels(test)
+
+
+class CIFAR10Dataset(InMemoryDataset):
+    """CIFAR-10 (``<root>/cifar-10-batches-py/``), device-resident, CIFAR crop + flip."""
+    num_classes = CIFAR10_CLASSES
+    image_shape = (3, 32, 32)
+    default_augment = "crop_flip"
+
+    def load(self, root: Path) -> Arrays:
+        return Arrays(*load_cifar10(root))

@@ -1,11 +1,12 @@
 """Base of the two-network methods (Co-teaching, MLC, ...): networks A and B of the configured
-backbone, one optimizer each (see :func:`tune_lnl.method.make_optimizer`), and their
+backbone, one optimizer each (see :func:`tune_lnl.methods.base.make_optimizer`), and their
 checkpoint state."""
 from __future__ import annotations
 
-from .method import OPTIM_DEFAULTS, Method, make_optimizer, set_lr, step_lr
+from ..models import build_model
+from .base import OPTIM_DEFAULTS, Method, make_optimizer, set_lr, step_lr
+from .constraints import POSITIVE, RATE
 from .selection import forget_rate_at
-from .models import build_model
 
 
 #: defaults shared by the small-loss methods (Co-teaching, Co-teaching+, JoCoR): the MNIST setup
@@ -15,6 +16,10 @@ SMALL_LOSS_DEFAULTS = {"model": "mlp", "augment": True, "epochs": 200, "batch_si
 
 
 class TwoNetworks(Method):
+    """Networks A and B of the run config's ``model`` with an optimizer each; implement
+    :meth:`train_epoch` (``self.train_batches()``, :meth:`update_both`, :meth:`begin_epoch`)."""
+    constraints = {"forget_rate": RATE, "num_gradual": POSITIVE}
+
     def build(self) -> None:
         d, cfg = self.data, self.cfg
         pretrained = cfg.get("pretrained", False)

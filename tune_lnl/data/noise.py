@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 
 NOISE_TYPES = ("symmetric", "pairflip", "uniform", "none")
+#: the noise type of labels used as given (a dataset with real noise: Clothing1M, a user's arrays)
+REAL_NOISE = "real"
 
 
 def transition_matrix(kind: str, rate: float, num_classes: int) -> torch.Tensor:

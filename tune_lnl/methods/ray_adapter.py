@@ -1,4 +1,4 @@
-"""Thin Ray Tune adapter around a plain :class:`tune_lnl.method.Method`.
+"""Thin Ray Tune adapter around a plain :class:`tune_lnl.methods.base.Method`.
 
 ``setup`` builds the method from ``{**base, **config}`` (``base``: the fixed part of the run
 config, passed with ``tune.with_parameters``; ``config``: the values Optuna sampled), ``step``
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import traceback
 
 try:
     from ray.tune import Trainable
@@ -22,11 +21,20 @@ CHECKPOINT_FILE = "state.pt"
 
 
 class MethodTrainable(Trainable):
-    method_cls = None  # set by each trainables/<method>.py
+    """The Trainable of every method: ``method_cls`` is set by each ``trainables/<method>.py``;
+    left None (a user's method), the class is found from the run config's ``method`` spec."""
+    method_cls = None
+
+    def _make(self, cfg: dict):
+        cls = self.method_cls
+        if cls is None:
+            from .registry import method_class
+            cls = method_class(cfg["method"])
+        return cls(cfg)
 
     def setup(self, config: dict, base: dict | None = None):
         self._base = dict(base or {})
-        self.method = self.method_cls({**self._base, **config})
+        self.method = self._make({**self._base, **config})
 
     def step(self) -> dict:
         """One epoch. A failure of the method itself (divergence: a NaN/inf loss or proxy, or any
@@ -34,17 +42,12 @@ class MethodTrainable(Trainable):
         ``failed`` and ``error`` and ends the trial, which the searcher records as FAIL and the
         experiment's ``failures.jsonl`` lists. Only infrastructure faults (the worker process
         dying) reach Ray, which retries them from the last checkpoint (``max_failures``)."""
-        try:
-            metrics = self.method.step()
-        except Exception as exc:  # noqa: BLE001 -- reported, with its traceback, to the driver
+        metrics, failure = self.method.try_step()
+        if failure is not None:
             last = self.method.history[-1] if self.method.history else {}
-            return {"failed": 1, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                    "epoch": self.method.epoch + 1, "proxy_best": last.get("proxy_best", -math.inf),
-                    "done": True}
+            return {"failed": 1, **failure, "proxy_best": last.get("proxy_best", -math.inf), "done": True}
         metrics["failed"] = 0
         metrics["done"] = self.method.done
-        # the seeds travel with every result: result.json alone says how to rerun the trial
-        metrics.update(seed=int(self.method.cfg["seed"]), noise_seed=int(self.method.cfg["noise_seed"]))
         return metrics
 
     def save_checkpoint(self, checkpoint_dir: str):
@@ -59,7 +62,7 @@ class MethodTrainable(Trainable):
 
     def reset_config(self, new_config: dict) -> bool:
         self.method.close()
-        self.method = self.method_cls({**self._base, **new_config})
+        self.method = self._make({**self._base, **new_config})
         return True
 
     def cleanup(self):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from .method import OPTIM_DEFAULTS, LossMeter, Method, make_optimizer, set_lr, step_lr
-from .models import build_model
+from .base import OPTIM_DEFAULTS, LossMeter, Method, make_optimizer, set_lr, step_lr
+from ..models import build_model
 
 
 class SingleNetwork(Method):
+    """One network of the run config's ``model``, trained on the noisy labels with the loss
+    :meth:`loss` returns per sample: subclass it and implement ``loss`` (and extend
+    ``defaults`` / ``constraints`` with your own keys)."""
     defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
                 **OPTIM_DEFAULTS}
 

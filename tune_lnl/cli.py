@@ -1,0 +1,145 @@
+"""The command lines, thin wrappers over the Python API: ``python -m tune_lnl.search|train|
+report|fidelity`` and the ``tune-lnl`` console script (``tune-lnl search ...``, ``tune-lnl train
+...``, ``tune-lnl report ...``, ``tune-lnl fidelity ...``). Bad input (:class:`ConfigError`,
+:class:`DataError`) and a search that cannot produce a result (:class:`SearchError`) print
+``error: <message>`` and exit with code 2; a diverging single training exits with 1.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import TuneLNLError
+
+
+def _error(exc) -> SystemExit:
+    print(f"error: {exc}", file=sys.stderr)
+    return SystemExit(2)
+
+
+# -- search -------------------------------------------------------------------------------------
+SEARCH_HELP = "search every method and noise setting of a space file, retrain the winners, export the results"
+
+
+def search_parser(prog: str = "python -m tune_lnl.search") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=SEARCH_HELP)
+    p.add_argument("--space", required=True, help="search-space YAML file (one method or several)")
+    p.add_argument("--data-root", help="dataset folder (default: $TUNE_LNL_DATA, else ./data)")
+    p.add_argument("--storage-path", default="results", help="where experiment folders go (default ./results)")
+    p.add_argument("--name", help="experiment name (default: the space's name, '-smoke' added with --smoke)")
+    p.add_argument("--num-samples", type=int, help="trials per method and setting (overrides the file)")
+    p.add_argument("--methods", nargs="+", help="run only these methods of the file")
+    p.add_argument("--settings", nargs="+", help="run only these settings")
+    p.add_argument("--seeds", type=int, help="number of final seeds (overrides the file)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--backend", choices=("auto", "ray", "optuna"), default="auto",
+                   help="ray: Ray Tune + Optuna + ASHA; optuna: Optuna alone with worker processes sharing "
+                        "a journal storage (no Ray needed); auto (default): ray when it is installed")
+    p.add_argument("--workers", type=int,
+                   help="--backend optuna: worker processes (default: CPUs / search.cpus_per_trial, "
+                        "on a GPU at most 1 / search.gpus_per_trial per GPU)")
+    p.add_argument("--address", help="join an existing Ray cluster (storage must be shared; --backend ray)")
+    p.add_argument("--paper-only", action="store_true",
+                   help="no search: the finals retrain each method's paper values (the file's 'paper' and "
+                        "'fixed'); only the epoch is chosen, by the proxy (reproducing a paper's table)")
+    p.add_argument("--smoke", action="store_true", help="tiny budget: a few thousand images, epochs, trials")
+    return p
+
+
+def search_main(argv=None, prog: str = "python -m tune_lnl.search") -> int:
+    from .api import run
+    args = search_parser(prog).parse_args(argv)
+    try:
+        run(args.space, data_root=args.data_root, storage_path=args.storage_path, name=args.name,
+            num_samples=args.num_samples, methods=args.methods, settings=args.settings, seeds=args.seeds,
+            resume=args.resume, backend=args.backend, workers=args.workers, address=args.address,
+            paper_only=args.paper_only, smoke=args.smoke)
+    except TuneLNLError as exc:
+        raise _error(exc) from None
+    return 0
+
+
+# -- train --------------------------------------------------------------------------------------
+TRAIN_HELP = "ONE training without Ray, from a search space (fixed + paper values) or a best_configs.yaml"
+
+
+def train_parser(prog: str = "python -m tune_lnl.train") -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=TRAIN_HELP)
+    ap.add_argument("--config", required=True, help="search-space YAML or best_configs.yaml")
+    ap.add_argument("--setting", required=True, help="noise setting name, e.g. sym-0.2")
+    ap.add_argument("--method", help="which method, when the file holds several")
+    ap.add_argument("--seed", type=int, help="training seed (default: the file's)")
+    ap.add_argument("--epochs", type=int, help="number of epochs (default: the file's)")
+    ap.add_argument("--data-root", help="dataset folder (default: $TUNE_LNL_DATA, else ./data)")
+    ap.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the file's, 'auto')")
+    ap.add_argument("--smoke", action="store_true", help="use the space file's smoke budget")
+    ap.add_argument("--checkpoint", help="save the final state here (a .pt file)")
+    return ap
+
+
+def train_main(argv=None, prog: str = "python -m tune_lnl.train") -> int:
+    """Prints per epoch the proxy, the test accuracy and the epoch's wall time."""
+    from .api import train
+    args = train_parser(prog).parse_args(argv)
+
+    def on_start(method):
+        cfg, info = method.cfg, method.data.info
+        proxy.append(cfg["proxy"])
+        noise = info.get("noise_rate_realised")
+        print(f"{cfg['method']} on {cfg['dataset']} {args.setting}: {info['n_train']} train, {info['n_val']} "
+              f"noisy-val, {info['n_test']} test; realised noise "
+              f"{'real (unknown)' if noise is None else f'{noise:.4f}'}; device {method.device}", flush=True)
+
+    proxy = []
+
+    def on_epoch(m):
+        print(f"epoch {m['epoch']:4d}  proxy({proxy[0]}) {m['proxy']:.4f}  best {m['proxy_best']:.4f}"
+              f"@{m['proxy_best_epoch']}  test {m['test_acc']:.4f}  time {m['epoch_time']:.2f}s", flush=True)
+
+    try:
+        train(args.config, args.setting, method=args.method, data_root=args.data_root, seed=args.seed,
+              epochs=args.epochs, device=args.device, smoke=args.smoke, checkpoint=args.checkpoint,
+              on_start=on_start, on_epoch=on_epoch)
+    except TuneLNLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:
+        print(f"error: {exc} (lower the learning rate or check the config)", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- report, fidelity ---------------------------------------------------------------------------
+def report_main(argv=None, prog: str = "python -m tune_lnl.report") -> int:
+    from .results.report import main
+    return main(argv, prog=prog)
+
+
+def fidelity_main(argv=None, prog: str = "python -m tune_lnl.fidelity") -> int:
+    from .results.fidelity import main
+    return main(argv, prog=prog)
+
+
+# -- tune-lnl -----------------------------------------------------------------------------------
+COMMANDS = {"search": (search_main, SEARCH_HELP), "train": (train_main, TRAIN_HELP),
+            "report": (report_main, "build the report (HTML + Markdown + figures) of an experiment folder"),
+            "fidelity": (fidelity_main, "proxy fidelity tables (Kendall/Spearman/regret) of an experiment folder")}
+
+
+def main(argv=None) -> int:
+    """``tune-lnl <command> [options]``: the same commands and flags as ``python -m tune_lnl.<command>``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        print("usage: tune-lnl <command> [options]   (tune-lnl <command> --help for its options)\n\ncommands:\n"
+              + "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()),
+              file=sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    return COMMANDS[command][0](rest, prog=f"tune-lnl {command}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

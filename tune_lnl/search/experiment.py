@@ -1,0 +1,262 @@
+"""One experiment from start to end, whichever backend runs it: validate the space and options,
+lock and record the experiment folder, search every method and noise setting (or take the
+paper's values), export the best configs, retrain them with the final seeds, write the finals
+table, proxy fidelity and the report. :func:`run_experiment` raises
+:class:`~tune_lnl.errors.ConfigError` / :class:`~tune_lnl.errors.DataError` for bad input
+(before any trial, leaving no ``experiment.yaml`` behind) and
+:class:`~tune_lnl.errors.SearchError` when no result can be produced. The CLI
+(``python -m tune_lnl.search``) and the Python API (:func:`tune_lnl.run`) are thin wrappers.
+
+The experiment folder is described in :mod:`tune_lnl.results.runs`.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from ..config import load_experiment
+from ..data import check_data, resolve_data_root
+from ..errors import ConfigError, SearchError, TuneLNLError
+from ..plugins import worker_python_path
+from ..results.export import write_best_configs, write_finals
+from ..results.result import Result
+from ..results.runs import atomic_write, summarize_run
+from .studies import METRIC, best_config, search_stats, study_name
+
+BACKENDS = ("auto", "ray", "optuna")
+
+
+def resolve_backend(name: str, address=None) -> str:
+    """``auto``: Ray when it is installed, else the Optuna backend."""
+    if name not in BACKENDS:
+        raise ConfigError(f"--backend: unknown value {name!r}; allowed: {', '.join(BACKENDS)}")
+    if name == "optuna":
+        has_ray = False  # not looked for
+    else:
+        try:  # finding ray.tune imports the ray package: a broken install counts as none
+            has_ray = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.tune") is not None
+        except ImportError:
+            has_ray = False
+    if name == "auto":
+        return "ray" if has_ray else "optuna"
+    if name == "ray" and not has_ray:
+        raise ConfigError("--backend ray: Ray Tune is not installed here; use --backend optuna (Optuna alone, same "
+                          "outputs) or pip install 'ray[tune]'")
+    if name == "optuna" and address:
+        raise ConfigError("--address joins a Ray cluster: it needs --backend ray")
+    return name
+
+
+def lock_experiment(exp_dir: Path):
+    """An exclusive ``flock`` on ``<exp_dir>/.lock``: a second search (or ``--resume``) into the
+    same experiment while this one runs is refused. The kernel drops the lock when the process
+    ends, however it ends, so a killed search can always be resumed."""
+    f = open(exp_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown process"
+        f.close()
+        raise ConfigError(f"{exp_dir} is in use by another running search ({holder}); wait for it, stop it, or "
+                          f"choose another --name") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    f.flush()
+    return f
+
+
+def check_device(exp) -> None:
+    """An explicit CUDA device needs a GPU here (trials would fail one by one otherwise)."""
+    import torch
+    for space in exp.methods.values():
+        if space.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"{exp.path}: device: {space.device!r} but this machine has no usable CUDA GPU; "
+                              f"use 'auto' (GPU when there is one) or 'cpu'")
+    if not torch.cuda.is_available() and exp.first.search["gpus_per_trial"] > 0:
+        print(f"note: no GPU here: search.gpus_per_trial {exp.first.search['gpus_per_trial']} is not requested; "
+              f"trials run on the CPU", flush=True)
+
+
+def _pick(kind: str, wanted, available) -> list[str]:
+    for x in wanted or []:
+        if x not in available:
+            raise ConfigError(f"--{kind}: unknown {kind[:-1]} {x!r}; this file has: {', '.join(available)}")
+    return list(wanted or available)
+
+
+def manifest(exp, smoke, backend, paper_only, methods, settings, num_samples, seeds) -> dict:
+    """What ``experiment.yaml`` records: what was asked for (``--resume`` must ask the same)."""
+    out = {"space_file": str(exp.path) if exp.path else None, "space": exp.raw, "smoke": bool(smoke),
+           "methods": methods, "settings": settings, "num_samples": num_samples, "final_seeds": seeds,
+           "backend": backend}
+    if paper_only:  # absent otherwise: experiments of earlier versions still --resume
+        out.update(num_samples=0, paper_only=True)
+    return out
+
+
+def _start_backend(backend: str, address, python_path: str):
+    """The backend module, Ray started when it is the Ray one (its workers get ``python_path``)."""
+    if backend == "ray":
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        import ray
+        from . import ray_backend as module
+        if address:  # the cluster's workers get the same Python path (the folders must exist on every node)
+            ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        return module
+    from . import optuna_backend as module
+    return module
+
+
+def run_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
+                   settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
+                   paper_only=False, smoke=False) -> Result:
+    """Search, select by the proxy, retrain with the final seeds, export; see the module docstring."""
+    exp = load_experiment(space, smoke_mode=smoke)
+    methods = _pick("methods", methods, list(exp.methods))
+    settings = _pick("settings", settings, exp.settings)
+    n_trials = exp.first.num_samples if num_samples is None else num_samples  # 0 is refused,
+    n_seeds = exp.first.final_seeds if seeds is None else seeds               # not "default"
+    if not isinstance(n_trials, int) or not 1 <= n_trials <= 10000:
+        raise ConfigError(f"--num-samples must lie in [1, 10000], got {n_trials}")
+    if paper_only and num_samples is not None:
+        raise ConfigError("--paper-only runs no search: --num-samples has no meaning with it")
+    if not isinstance(n_seeds, int) or not 1 <= n_seeds <= 100:
+        raise ConfigError(f"--seeds must lie in [1, 100], got {n_seeds}")
+    if workers is not None and not 1 <= workers <= 256:
+        raise ConfigError(f"--workers must lie in [1, 256], got {workers}")
+    backend = resolve_backend(backend, address)
+    if workers is not None and backend != "optuna":
+        raise ConfigError("--workers sets the worker processes of --backend optuna; with Ray use "
+                          "search.cpus_per_trial / gpus_per_trial")
+    data_root = resolve_data_root(data_root)
+    check_data(exp.dataset, data_root, exp.dataset_options)  # before any trial, naming the folder to fill
+    if not address:
+        check_device(exp)
+    name = name or (exp.name + ("-smoke" if smoke else ""))
+    exp_dir = Path(storage_path).expanduser().resolve() / name
+    wanted = manifest(exp, smoke, backend, paper_only, methods, settings, n_trials, n_seeds)
+    man_path = exp_dir / "experiment.yaml"
+    if resume and not man_path.exists():
+        raise ConfigError(f"--resume: {exp_dir} holds no experiment (no experiment.yaml)")
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        probe = exp_dir / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--storage-path: cannot write into {exp_dir} ({exc.strerror or exc})") from None
+    lock = lock_experiment(exp_dir)  # held until this function returns or the process ends (also SIGKILL)
+    try:
+        if resume:
+            if yaml.safe_load(man_path.read_text()) != json.loads(json.dumps(wanted)):
+                raise ConfigError(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, "
+                                  f"budget or --smoke differ)")
+        elif man_path.exists():
+            raise ConfigError(f"{exp_dir} already holds an experiment: use --resume to continue it, or another --name")
+        atomic_write(man_path, yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
+        # the folders the user's plugin modules came from: on PYTHONPATH for every worker process
+        with worker_python_path() as python_path:
+            module = _start_backend(backend, address, python_path)
+            try:
+                _run(exp, module, backend, exp_dir, data_root, methods, settings, n_trials, n_seeds, resume,
+                     workers, paper_only)
+            finally:
+                if backend == "ray":
+                    import ray
+                    ray.shutdown()
+    finally:
+        lock.close()
+    return Result.read(exp_dir)
+
+
+@contextlib.contextmanager
+def _as_search_error():
+    """A backend's runtime failure (e.g. Ray's ``TuneError``) surfaces as a :class:`SearchError`."""
+    try:
+        yield
+    except TuneLNLError:
+        raise
+    except RuntimeError as exc:
+        raise SearchError(str(exc)) from exc
+
+
+def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_samples, n_seeds, resume, workers,
+         paper_only) -> None:
+    extra = {"workers": workers} if backend_name == "optuna" else {}
+    print(f"experiment: {exp_dir}\nbackend: {backend_name}; methods: {', '.join(methods)}; settings: "
+          f"{', '.join(settings)}; "
+          + ("no search (--paper-only: the paper's values)" if paper_only else f"{num_samples} trials each")
+          + f"; {n_seeds} final seeds; proxy {exp.proxy}; data {data_root}", flush=True)
+    best: dict[str, dict] = {}
+    for method in methods:
+        space = exp.methods[method]
+        best[method] = {}
+        for setting in settings:
+            key = study_name(method, setting)
+            if paper_only:
+                best[method][setting] = {"config": space.paper_config(setting, str(data_root)), "proxy_best": None,
+                                         "selected_by": "the file's paper values (--paper-only: no search)"}
+                continue
+            folder = exp_dir / "search" / method / setting
+            done = folder / ".done"  # a finished search is never rerun
+            if done.exists():
+                study = backend.load_study(exp_dir, key)
+            else:
+                t0 = time.monotonic()
+                with _as_search_error():
+                    study = backend.search_setting(space, setting, exp_dir, data_root, num_samples, resume=resume,
+                                                   **extra)
+                stats = search_stats(folder, study, num_samples, int(space.base_config(setting, "")["epochs"]),
+                                     time.monotonic() - t0, backend_name)
+                stats["resumed"] = bool(resume)  # then wall_s covers only this part
+                atomic_write(folder / "search_stats.json", json.dumps(stats, indent=1) + "\n")
+                print(f"[{key}] {stats['trial_epochs']} trial-epochs in {stats['wall_s']:.0f} s "
+                      f"({stats['trial_epochs_per_s']} per s); pruning saved {100 * stats['pruning_saved']:.0f}% "
+                      f"of {stats['trial_epochs_without_pruning']}", flush=True)
+                done.touch()
+            try:
+                bt = study.best_trial
+            except ValueError:
+                raise SearchError(f"[{key}] no trial completed; see {folder}") from None
+            best[method][setting] = {
+                "config": best_config(space, setting, study, data_root), "proxy_best": float(bt.value),
+                "optuna_trial": bt.number, "trial_states": dict(Counter(t.state.name for t in study.trials))}
+            print(f"[{key}] best by proxy: trial {bt.number}, {METRIC} {bt.value:.4f}, {bt.params}", flush=True)
+    write_best_configs(exp_dir / "best_configs.yaml", exp, best, paper_only=paper_only)
+
+    seeds = list(range(1, n_seeds + 1))
+    runs: dict[str, dict] = {method: {} for method in methods}
+    with _as_search_error():
+        done = backend.finals_many([(exp.methods[m], s, best[m][s]["config"], seeds) for m in methods
+                                    for s in settings], exp_dir, resume=resume, **extra)
+    for (method, setting), histories in done.items():
+        runs[method][setting] = {seed: summarize_run(h, exp.finals["last_k"]) for seed, h in histories.items()}
+    table = write_finals(exp_dir, exp, runs, paper_only=paper_only)
+    print("\n" + table)
+    print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md"
+          + ("" if paper_only else f", {'optuna.db' if backend_name == 'ray' else 'optuna.journal'}")
+          + f"\nTensorBoard: tensorboard --logdir {exp_dir}", flush=True)
+    try:  # fidelity and figures are views of the outputs above: a failure here loses nothing
+        from ..results.fidelity import write as write_fidelity
+        from ..results.report import build as build_report
+        fidelity = write_fidelity(exp_dir)
+        print(f"proxy fidelity (every logged proxy against the test set): {exp_dir / 'fidelity.md'}", flush=True)
+        build_report(exp_dir, fidelity=fidelity)
+    except Exception as exc:  # noqa: BLE001
+        print(f"warning: the fidelity table or the report could not be built ({type(exc).__name__}: {exc}); "
+              f"retry with: python -m tune_lnl.report {exp_dir}", flush=True)
