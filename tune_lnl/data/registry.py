@@ -1,0 +1,118 @@
+"""Which dataset class a space file's ``dataset:`` names, and its instance for given options.
+
+``dataset:`` is a built-in name (``mnist``, ``cifar10``, ``clothing1m``, ``arrays``), an import
+path ``"package.module:ClassName"``, a name registered by an installed package under the
+entry-point group ``tune_lnl.datasets``, or a mapping ``{type: <one of those>, <option>: value}``
+(the options go to the class's constructor). In a run config the dataset is two keys:
+``dataset`` (the spec string: its identity) and ``dataset_options`` (a mapping, maybe empty).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+
+from ..errors import ConfigError, DataError
+from ..plugins import entry_points, is_import_path, load_object
+from .base import Dataset, InMemoryDataset
+
+#: the built-in datasets: name -> import path of their class
+BUILTIN = {
+    "mnist": "tune_lnl.data.mnist:MNIST",
+    "cifar10": "tune_lnl.data.cifar10:CIFAR10Dataset",
+    "clothing1m": "tune_lnl.data.clothing1m:Clothing1M",
+    "arrays": "tune_lnl.data.arrays:ArraysDataset",
+}
+DATASETS = tuple(BUILTIN)
+GROUP = "tune_lnl.datasets"
+
+_instances: dict[tuple, Dataset] = {}
+
+
+def known_names() -> list[str]:
+    return list(BUILTIN) + sorted(n for n in entry_points(GROUP) if n not in BUILTIN)
+
+
+def dataset_class(spec: str, where: str = "dataset") -> type[Dataset]:
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{where}: a dataset is a built-in name, an import path 'package.module:ClassName' or a "
+                          f"mapping with 'type' (got {spec!r})")
+    if spec in BUILTIN:
+        cls = load_object(BUILTIN[spec], "dataset", where)
+    elif is_import_path(spec):
+        cls = load_object(spec, "dataset", where)
+    else:
+        eps = entry_points(GROUP)
+        if spec not in eps:
+            raise ConfigError(f"{where}: unknown value; allowed: {', '.join(known_names())}, or an import path "
+                              f"'package.module:ClassName' (got {spec!r})")
+        cls = eps[spec].load()
+    if not inspect.isclass(cls) or not issubclass(cls, Dataset):
+        raise ConfigError(f"{where}: {spec!r} is not a dataset: it must subclass tune_lnl.InMemoryDataset or "
+                          f"tune_lnl.StreamedDataset (got {cls!r})")
+    if issubclass(cls, InMemoryDataset) and cls.load is InMemoryDataset.load:
+        raise ConfigError(f"{where}: {spec!r} subclasses tune_lnl.InMemoryDataset but does not implement "
+                          f"load(root) (returning tune_lnl.Arrays)")
+    if not issubclass(cls, InMemoryDataset) and cls.noisy_data is Dataset.noisy_data:
+        raise ConfigError(f"{where}: {spec!r} does not implement noisy_data(cfg) (or subclass "
+                          f"tune_lnl.InMemoryDataset and implement load(root))")
+    return cls
+
+
+def options_key(options: dict | None) -> str:
+    """``options`` as a cache key; a ``path`` option that names a file adds the file's size and
+    modification time, so that a rewritten file is read again."""
+    options = dict(options or {})
+    path = options.get("path")
+    if isinstance(path, str) and os.path.isfile(path):
+        st = os.stat(path)
+        options["path"] = f"{path}@{st.st_size}:{st.st_mtime_ns}"
+    return json.dumps(options, sort_keys=True, default=str)
+
+
+def open_dataset(spec: str, options: dict | None = None, where: str = "dataset") -> Dataset:
+    """The dataset instance of ``spec`` with ``options`` (one per process, arguments and file
+    version)."""
+    options = dict(options or {})
+    key = (spec, options_key(options))
+    if key in _instances:
+        return _instances[key]
+    cls = dataset_class(spec, where)
+    for k, v in options.items():
+        if k not in cls.options:
+            raise ConfigError(f"{where}.{k}: unknown option of dataset {spec!r}; allowed: "
+                              f"{', '.join(sorted(cls.options)) or 'none'} (got {k}: {v!r})")
+        default = cls.options[k]
+        typ = str if default is None else type(default)
+        if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
+            raise ConfigError(f"{where}.{k}: must be {'a string' if typ is str else typ.__name__} (got {v!r})")
+    try:
+        ds = cls(**options)
+    except (ConfigError, DataError) as exc:  # the constructor read the user's files: say where it was named
+        raise type(exc)(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: dataset {spec!r} cannot be made with options {options}: {exc}") from None
+    for attr in ("num_classes", "image_shape"):
+        if getattr(ds, attr, None) is None:
+            raise ConfigError(f"{where}: dataset {spec!r} declares no '{attr}' (set it on the class or in its "
+                              f"constructor)")
+    _instances[key] = ds
+    return ds
+
+
+def dataset_of(cfg: dict) -> Dataset:
+    """The dataset a run config names."""
+    return open_dataset(cfg["dataset"], cfg.get("dataset_options"))
+
+
+def load_noisy_data(cfg: dict):
+    """The noisy data a run config describes (keys: dataset, dataset_options, data_root,
+    noise_type, noise_rate, noise_seed, proxy, val_fraction, clean_val_size, train_subset,
+    test_subset); an object with ``to_device(device)``."""
+    return dataset_of(cfg).noisy_data(cfg)
+
+
+def check_data(spec: str, root, options: dict | None = None) -> None:
+    """Raise :class:`~tune_lnl.errors.DataError` (naming the folder to fill) if the data is absent."""
+    from pathlib import Path
+    open_dataset(spec, options).check(Path(root))

@@ -1,0 +1,135 @@
+"""From a dataset's arrays to the noisy training data a run trains on: synthetic noise (or the
+labels as given), the budget subset, the clean and noisy hold-outs.
+
+Order of operations (so that one noise seed fixes one noisy label set for every trial and seed):
+1. the full training set; 2. corrupt ALL training labels with the noise seed (``real`` noise:
+the labels as given); 3. optionally keep a seeded random subset (``train_subset``); 4. the clean
+validation split: the dataset's own trusted subset (``clean_val_index``) or, with
+``clean_val_size`` N > 0, N random training images with their ORIGINAL labels (the small trusted
+set a practitioner can afford to label), seeded by the noise seed; 5. a split of the rest
+stratified by the NOISY label (the ``noisy_val`` proxy; the only label a practitioner has),
+seeded by the noise seed, unless the proxy is ``clean_intact`` (an analysis run over every
+training image). Both held-out splits are removed from training and exist whichever of
+``noisy_val`` and ``clean_val`` selects, so every proxy is logged each epoch and runs selecting
+on either train on the same images. Clean labels (-1 where unknown) travel beside the noisy ones
+for the ``clean_intact`` proxy and the analytics; training code only ever reads ``train_noisy``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .noise import REAL_NOISE, corrupt_labels, realised_rate, transition_matrix
+
+
+@dataclass
+class Arrays:
+    """What an in-memory dataset loads: uint8 images ``[N, C, H, W]`` and int64 labels."""
+    train_x: torch.Tensor
+    train_y: torch.Tensor                  #: the training labels as the dataset has them
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    train_clean: torch.Tensor | None = None  #: known clean labels (real noise), -1 where unknown
+    clean_val_index: torch.Tensor | None = None  #: a trusted clean subset of the training set
+
+
+@dataclass
+class NoisyData:
+    train_x: torch.Tensor          # uint8 [N, C, H, W]
+    train_noisy: torch.Tensor      # int64 [N]: the labels training sees
+    train_clean: torch.Tensor      # int64 [N]: never reaches a loss (-1: unknown)
+    val_x: torch.Tensor            # held-out noisy validation images (may be empty)
+    val_noisy: torch.Tensor
+    val_clean: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    transition: torch.Tensor       # [C, C] the matrix the noise was drawn from (empty: real noise)
+    info: dict = field(default_factory=dict)  # realised noise rates, sizes
+    augment: Callable | None = None  # the dataset's batched on-device augmentation f(x, generator)
+    cval_x: torch.Tensor | None = None  # the clean held-out subset (may be None)
+    cval_y: torch.Tensor | None = None  # ... with its ORIGINAL (clean) labels
+    #: positions in the (subset) training set of each split: ``train``, ``noisy_val``, ``clean_val``
+    split_index: dict = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def to_device(self, device: torch.device):
+        from .device import DeviceData
+        return DeviceData(self, device)
+
+
+def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held-out): ``round(fraction * n_c)`` of each class ``c`` held out."""
+    gen = torch.Generator().manual_seed(int(seed) + 7919)
+    held = []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).squeeze(1)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        held.append(idx[: int(round(fraction * idx.numel()))])
+    held_idx = torch.sort(torch.cat(held)).values if held else torch.empty(0, dtype=torch.long)
+    mask = torch.ones(labels.numel(), dtype=torch.bool)
+    mask[held_idx] = False
+    return torch.nonzero(mask).squeeze(1), held_idx
+
+
+def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(int(seed) + 104729)
+    return torch.sort(torch.randperm(n, generator=gen)[:size]).values
+
+
+def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callable | None = None) -> NoisyData:
+    """The run config's noisy data (keys: noise_type, noise_rate, noise_seed, proxy,
+    val_fraction, clean_val_size, train_subset, test_subset) from a dataset's arrays."""
+    train_x, given, test_x, test_y = arrays.train_x, arrays.train_y.long(), arrays.test_x, arrays.test_y.long()
+    n_all = train_x.shape[0]
+    if cfg["noise_type"] == REAL_NOISE:
+        noisy = given
+        clean = arrays.train_clean.long() if arrays.train_clean is not None else torch.full_like(given, -1)
+        T = torch.empty(0, 0, dtype=torch.float64)
+    else:  # synthetic noise on clean labels
+        clean = given
+        T = transition_matrix(cfg["noise_type"], float(cfg["noise_rate"]), num_classes)
+        noisy = corrupt_labels(given, T, cfg["noise_seed"])
+    trusted = torch.zeros(n_all, dtype=torch.bool)
+    if arrays.clean_val_index is not None:
+        trusted[arrays.clean_val_index.long()] = True
+    if cfg.get("train_subset"):
+        keep = seeded_subset(n_all, int(cfg["train_subset"]), cfg["noise_seed"])
+        train_x, given, noisy, clean, trusted = train_x[keep], given[keep], noisy[keep], clean[keep], trusted[keep]
+    if cfg.get("test_subset"):
+        keep = seeded_subset(test_x.shape[0], int(cfg["test_subset"]), cfg["noise_seed"] + 1)
+        test_x, test_y = test_x[keep], test_y[keep]
+    n = train_x.shape[0]
+    n_cval = int(cfg.get("clean_val_size") or 0)
+    if n_cval >= n:
+        raise ValueError(f"clean_val_size {n_cval} leaves no training image (the training set has {n})")
+    if arrays.clean_val_index is not None:  # the dataset's own trusted subset, labels as given
+        cv = torch.nonzero(trusted).squeeze(1)
+        cval_y = given[cv]
+    else:
+        cv = seeded_subset(n, n_cval, cfg["noise_seed"] + 2) if n_cval else torch.empty(0, dtype=torch.long)
+        cval_y = clean[cv]
+    rest = torch.ones(n, dtype=torch.bool)
+    rest[cv] = False
+    rest = torch.nonzero(rest).squeeze(1)
+    if cfg["proxy"] == "clean_intact":  # an analysis run over every training image: no noisy hold-out
+        tr, va = rest, torch.empty(0, dtype=torch.long)
+    else:
+        tr, va = stratified_holdout(noisy[rest], float(cfg["val_fraction"]), cfg["noise_seed"])
+        tr, va = rest[tr], rest[va]
+    data = NoisyData(train_x[tr], noisy[tr], clean[tr], train_x[va], noisy[va], clean[va],
+                     test_x, test_y, num_classes, T, augment=augment, cval_x=train_x[cv], cval_y=cval_y,
+                     split_index={"train": tr, "noisy_val": va, "clean_val": cv})
+    known = clean >= 0
+    data.info = {
+        "noise_rate_realised": realised_rate(clean, noisy) if bool(known.all()) else None,
+        "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy) if bool(known.all()) else None,
+        "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_clean_val": int(cv.numel()),
+        "n_test": int(test_y.numel()),
+    }
+    return data
