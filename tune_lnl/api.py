@@ -10,6 +10,7 @@ from typing import Callable
 
 from .config import run_config
 from .data import resolve_data_root
+from .errors import ConfigError
 from .methods import method_class
 from .results.result import Result
 from .search import run_experiment
@@ -44,7 +45,6 @@ def train(config, setting: str | None = None, *, method: str | None = None, data
             cfg["data_root"] = str(resolve_data_root(data_root))
     else:
         if setting is None:
-            from .errors import ConfigError
             raise ConfigError("train: name the noise setting (setting='sym-0.2', ...)")
         cfg = run_config(config, setting, resolve_data_root(data_root), smoke, method)
     for key, value in (("seed", seed), ("epochs", epochs), ("device", device)):
