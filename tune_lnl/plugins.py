@@ -51,6 +51,33 @@ def load_object(spec: str, what: str, where: str):
     return obj
 
 
+def known_names(builtin: dict, group: str) -> list[str]:
+    """Built-in names and the entry-point names installed packages register under ``group``."""
+    return list(builtin) + sorted(n for n in entry_points(group) if n not in builtin)
+
+
+def resolve(spec, builtin: dict, group: str, what: str, where: str):
+    """The object a spec names: a built-in name (``builtin``: name -> import path), an import
+    path ``"package.module:Name"``, or a name registered under the entry-point ``group``. A
+    clear :class:`~tune_lnl.errors.ConfigError` naming ``where`` and ``spec`` otherwise."""
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{where}: a {what} is a built-in name or an import path 'package.module:ClassName' "
+                          f"(got {spec!r})")
+    if spec in builtin:
+        return load_object(builtin[spec], what, where)
+    if is_import_path(spec):
+        return load_object(spec, what, where)
+    eps = entry_points(group)
+    if spec not in eps:
+        raise ConfigError(f"{where}: unknown {what} {spec!r}; allowed: {', '.join(known_names(builtin, group))}, "
+                          f"or an import path 'package.module:ClassName' (got {spec!r})")
+    try:
+        return eps[spec].load()
+    except Exception as exc:  # noqa: BLE001 -- the user's package failed to load: say so, with why
+        raise ConfigError(f"{where}: {what} {spec!r} (entry point {eps[spec].value}): loading it failed: "
+                          f"{type(exc).__name__}: {exc}") from None
+
+
 def _remember_root(module) -> None:
     """Record the ``sys.path`` entry ``module`` was imported from (a user's folder, not the
     standard library or site-packages, which every process has anyway)."""

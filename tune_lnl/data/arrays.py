@@ -138,8 +138,5 @@ class ArraysDataset(InMemoryDataset):
     def clean_labels_known(self, noise_type: str) -> bool:
         return noise_type != REAL_NOISE or self._clean_known
 
-    def check(self, root: Path) -> None:
-        pass  # read and checked by the constructor
-
     def load(self, root: Path) -> Arrays:
         return self._arrays

@@ -36,6 +36,8 @@ class DeviceData:
         empty = torch.empty((0, *data.train_x.shape[1:]), dtype=data.train_x.dtype)
         self.cval_x = to(data.cval_x if data.cval_x is not None else empty)
         self.cval_y = to(data.cval_y if data.cval_y is not None else torch.empty(0, dtype=torch.long))
+        #: every training label's clean value is known (else no clean_intact split: real noise)
+        self._clean_known = bool((data.train_clean >= 0).all())
         self.num_classes = data.num_classes
         self.image_shape = data.image_shape  # (C, H, W) the model sees
         self.info = data.info
@@ -51,8 +53,7 @@ class DeviceData:
         return resolve_augment(value, self.default_augment)
 
     def splits(self) -> tuple[str, ...]:
-        clean_known = bool((self.train_clean >= 0).all()) if self.train_clean.numel() else True
-        return (("test",) + (("clean_intact",) if clean_known else ()) + (("noisy_val",) if self.val_x.shape[0] else ())
+        return (("test",) + (("clean_intact",) if self._clean_known else ()) + (("noisy_val",) if self.val_x.shape[0] else ())
                 + (("clean_val",) if self.cval_x.shape[0] else ()))
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ import json
 import os
 
 from ..errors import ConfigError, DataError
-from ..plugins import entry_points, is_import_path, load_object
+from ..plugins import resolve
 from .base import Dataset, InMemoryDataset
 
 #: the built-in datasets: name -> import path of their class
@@ -29,24 +29,8 @@ GROUP = "tune_lnl.datasets"
 _instances: dict[tuple, Dataset] = {}
 
 
-def known_names() -> list[str]:
-    return list(BUILTIN) + sorted(n for n in entry_points(GROUP) if n not in BUILTIN)
-
-
 def dataset_class(spec: str, where: str = "dataset") -> type[Dataset]:
-    if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"{where}: a dataset is a built-in name, an import path 'package.module:ClassName' or a "
-                          f"mapping with 'type' (got {spec!r})")
-    if spec in BUILTIN:
-        cls = load_object(BUILTIN[spec], "dataset", where)
-    elif is_import_path(spec):
-        cls = load_object(spec, "dataset", where)
-    else:
-        eps = entry_points(GROUP)
-        if spec not in eps:
-            raise ConfigError(f"{where}: unknown value; allowed: {', '.join(known_names())}, or an import path "
-                              f"'package.module:ClassName' (got {spec!r})")
-        cls = eps[spec].load()
+    cls = resolve(spec, BUILTIN, GROUP, "dataset", where)
     if not inspect.isclass(cls) or not issubclass(cls, Dataset):
         raise ConfigError(f"{where}: {spec!r} is not a dataset: it must subclass tune_lnl.InMemoryDataset or "
                           f"tune_lnl.StreamedDataset (got {cls!r})")

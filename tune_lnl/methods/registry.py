@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 
 from ..errors import ConfigError
-from ..plugins import entry_points, is_import_path, load_object
+from ..plugins import resolve
 from .base import BACKBONE_DEFAULTS, SPEED_DEFAULTS, Method
 from .single_network import SingleNetwork
 
@@ -30,33 +30,12 @@ GROUP = "tune_lnl.methods"
 _resolved: dict[str, type] = {}
 
 
-def known_names() -> list[str]:
-    """Built-in names and the entry-point names installed packages register."""
-    return list(BUILTIN) + sorted(n for n in entry_points(GROUP) if n not in BUILTIN)
-
-
 def method_class(spec: str, where: str = "method") -> type[Method]:
     """The :class:`~tune_lnl.methods.base.Method` subclass ``spec`` names; a clear
     :class:`~tune_lnl.errors.ConfigError` (naming ``where`` and ``spec``) otherwise."""
-    if spec in _resolved:
+    if isinstance(spec, str) and spec in _resolved:
         return _resolved[spec]
-    if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"{where}: a method is a built-in name or an import path 'package.module:ClassName' "
-                          f"(got {spec!r})")
-    if spec in BUILTIN:
-        cls = load_object(BUILTIN[spec], "method", where)
-    elif is_import_path(spec):
-        cls = load_object(spec, "method", where)
-    else:
-        eps = entry_points(GROUP)
-        if spec not in eps:
-            raise ConfigError(f"{where}: unknown method {spec!r}; allowed: {', '.join(known_names())}, or an import "
-                              f"path 'package.module:ClassName' (got {spec!r})")
-        try:
-            cls = eps[spec].load()
-        except Exception as exc:  # noqa: BLE001
-            raise ConfigError(f"{where}: method {spec!r} (entry point {eps[spec].value}): loading it failed: "
-                              f"{type(exc).__name__}: {exc}") from None
+    cls = resolve(spec, BUILTIN, GROUP, "method", where)
     check_method_class(cls, spec, where)
     _resolved[spec] = cls
     return cls

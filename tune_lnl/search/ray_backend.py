@@ -11,7 +11,6 @@ on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.search.o
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from ..config import SpaceConfig
 from ..errors import SearchError
 from ..methods.ray_adapter import MethodTrainable
 from ..methods.registry import BUILTIN
+from ..plugins import load_object
 from ..results.runs import sqlite_url
 from ..results.tensorboard import RunWriter
 from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, distributions, log_failure, rungs, run_dirs,
@@ -192,8 +192,7 @@ def trainable_class(method: str):
     generic :class:`~tune_lnl.methods.ray_adapter.MethodTrainable`, which finds the class from
     the run config's ``method`` inside the worker (through the Python path)."""
     if method in BUILTIN:
-        module, _, cls = BUILTIN[method].partition(":")
-        return getattr(importlib.import_module(module), f"{cls}Trainable")
+        return load_object(f"{BUILTIN[method]}Trainable", "trainable", f"method {method}")
     return MethodTrainable
 
 
