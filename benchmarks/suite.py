@@ -32,7 +32,7 @@ Workloads:
   a seeded subset of the 60,000-image training pool, before the 10% noisy-val hold-out);
 * ``cifar10``: CIFAR-10 is not on these machines, so a STAND-IN of the real shape: ``--cifar-images``
   seeded random uint8 images ``[N, 3, 32, 32]`` with seeded random clean labels 0..9, corrupted
-  with the setting's noise (``tune_lnl.data.noise``: ``transition_matrix`` + ``corrupt_labels``,
+  with the setting's noise (``tune_lnl.data.make_noisy_data``, as real data gets it:
   ``noise_seed`` of the file) and split into training / noisy-val exactly as for real data
   (``tune_lnl.data.stratified_holdout``), plus ``round(N / 5)`` random test images (real
   CIFAR-10: 10,000 test per 50,000 training); ``search_spaces/<method>_cifar10.yaml``'s paper
@@ -156,8 +156,7 @@ def cifar_standin(cfg: dict, n_images: int, seed: int = 0):
     """A :class:`tune_lnl.data.NoisyData` shaped like CIFAR-10: ``n_images`` seeded random uint8
     ``[3, 32, 32]`` training images with seeded random clean labels, the setting's synthetic
     noise, the noisy-val hold-out of the proxy, and ``round(n_images / 5)`` test images."""
-    from tune_lnl.data import NoisyData, open_dataset, stratified_holdout
-    from tune_lnl.data.noise import corrupt_labels, realised_rate, transition_matrix
+    from tune_lnl.data import Arrays, make_noisy_data, open_dataset
 
     gen = torch.Generator().manual_seed(seed)
     n_test = max(2, round(n_images * CIFAR_TEST_PER_TRAIN))
@@ -165,16 +164,11 @@ def cifar_standin(cfg: dict, n_images: int, seed: int = 0):
     train_y = torch.randint(0, 10, (n_images,), generator=gen)
     test_x = torch.randint(0, 256, (n_test, 3, 32, 32), generator=gen, dtype=torch.uint8)
     test_y = torch.randint(0, 10, (n_test,), generator=gen)
-    T = transition_matrix(cfg["noise_type"], float(cfg["noise_rate"]), 10)
-    noisy = corrupt_labels(train_y, T, cfg["noise_seed"])
-    if cfg["proxy"] == "noisy_val":
-        tr, va = stratified_holdout(noisy, float(cfg["val_fraction"]), cfg["noise_seed"])
-    else:
-        tr, va = torch.arange(n_images), torch.empty(0, dtype=torch.long)
-    data = NoisyData(train_x[tr], noisy[tr], train_y[tr], train_x[va], noisy[va], train_y[va],
-                     test_x, test_y, 10, T, augment=open_dataset("cifar10").augmentation())
-    data.info = {"noise_rate_realised": realised_rate(train_y, noisy), "n_train": int(tr.numel()),
-                 "n_val": int(va.numel()), "n_test": n_test, "stand_in": True}
+    cifar10 = open_dataset("cifar10")
+    data = make_noisy_data(Arrays(train_x, train_y, test_x, test_y), 10,
+                           {**cfg, "clean_val_size": 0, "train_subset": 0, "test_subset": 0},
+                           cifar10.augmentation(), cifar10.asymmetric_map)
+    data.info["stand_in"] = True
     return data
 
 

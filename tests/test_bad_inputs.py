@@ -8,6 +8,7 @@ import fcntl
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -67,7 +68,7 @@ CASES = [
     ("unknown-method", lambda t, d: ["--space", str(_space(t, lambda r: r.update(method="mlcc")))],
      ["space.yaml", "method", "'mlcc'", "allowed"]),
     ("unknown-dataset", lambda t, d: ["--space", str(_space(t, lambda r: r.update(dataset="svhn")))],
-     ["dataset", "'svhn'", "allowed: mnist, cifar10, clothing1m"]),
+     ["dataset", "'svhn'", "allowed: mnist, fashionmnist, cifar10, cifar100, cifar10n, cifar100n, clothing1m"]),
     ("unknown-model", lambda t, d: ["--space", str(_space(t, lambda r: r["fixed"].update(model="resnet99")))],
      ["fixed.model", "'resnet99'", "allowed"]),
     ("unknown-noise-type", lambda t, d: ["--space", str(_space(
@@ -108,6 +109,37 @@ CASES = [
      ["MNIST not found", "partial/MNIST/raw", "t10k-images-idx3-ubyte"]),
     ("data-file-truncated", lambda t, d: ["--space", str(MLC), "--data-root", str(_truncated_mnist(t, d))],
      ["t10k-labels-idx1-ubyte", "5000 bytes", "10008 bytes"]),
+    ("asymmetric-without-a-mapping", lambda t, d: ["--space", str(_arrays_space(t, {"type": "asymmetric", "rate": 0.4}))],
+     ["settings.sym-0.2.noise.type", "declares no asymmetric class mapping", "type: matrix"]),
+    ("instance-without-rate", lambda t, d: ["--space", str(_space(
+        t, lambda r: r["settings"]["sym-0.2"].update(noise={"type": "instance"})))],
+     ["settings.sym-0.2.noise", "noise type instance needs 'rate'"]),
+    ("matrix-row-not-summing-to-one", lambda t, d: ["--space", str(_matrix_space(t, [[0.9] + [0.0] * 9] * 10))],
+     ["space.yaml", "settings.sym-0.2.noise.matrix", "row 0", "sums to 0.9"]),
+    ("matrix-entry-negative", lambda t, d: ["--space", str(_matrix_space(t, _eye(10, {(2, 2): 1.1, (2, 3): -0.1})))],
+     ["settings.sym-0.2.noise.matrix", "row 2", "[0, 1]"]),
+    ("matrix-file-of-wrong-shape", lambda t, d: ["--space", str(_matrix_space(t, path=_csv(t, "T.csv", [[0.5, 0.5]] * 2)))],
+     ["settings.sym-0.2.noise.path", "T.csv", "must be 10 x 10", "(2, 2)"]),
+    ("matrix-file-missing", lambda t, d: ["--space", str(_matrix_space(t, path="absent.npy"))],
+     ["settings.sym-0.2.noise.path", "absent.npy", "cannot read"]),
+    ("matrix-with-a-rate", lambda t, d: ["--space", str(_matrix_space(t, _eye(10), rate=0.2))],
+     ["settings.sym-0.2.noise.rate", "does not apply to noise type matrix"]),
+    ("human-noise-on-cifar10", lambda t, d: ["--space", str(_human_space(t, "cifar10", "worse"))],
+     ["settings.sym-0.2.noise.type", "'human'", "allowed"]),
+    ("human-label-set-unknown", lambda t, d: ["--space", str(_human_space(t, "cifar10n", "worst"))],
+     ["settings.sym-0.2.noise.labels", "'worst'", "aggre, worse, random1"]),
+    ("cifar-n-file-missing", lambda t, d: ["--space", str(_human_space(t, "cifar10n", "worse")),
+                                           "--data-root", str(_tiny_cifar10(t))],
+     ["CIFAR-10_human.pt", "no such file", "CIFAR-N paper"]),
+    ("cifar-n-clean-labels-differ", lambda t, d: ["--space", str(_human_space(t, "cifar10n", "worse")),
+                                                  "--data-root", str(_tiny_cifar10(t, human="shifted"))],
+     ["CIFAR-10_human.pt", "clean_label differs from the CIFAR training labels"]),
+    ("cifar-n-file-too-short", lambda t, d: ["--space", str(_human_space(t, "cifar10n", "worse")),
+                                             "--data-root", str(_tiny_cifar10(t, human="short"))],
+     ["CIFAR-10_human.pt", "worse_label", "must be 20 integer labels"]),
+    ("cifar100-file-truncated", lambda t, d: ["--space", str(_human_space(t, "cifar100", None)),
+                                              "--data-root", str(_truncated_cifar100(t))],
+     ["cifar-100-python", "cannot be read", "train ("]),
     ("storage-path-not-writable", lambda t, d: ["--space", str(MLC), "--storage-path", str(_write(t, "x") / "sub")],
      ["--storage-path", "cannot write"]),
     ("resume-of-nothing", lambda t, d: ["--space", str(MLC), "--resume", "--storage-path", str(t / "results")],
@@ -123,6 +155,73 @@ CASES = [
 if not torch.cuda.is_available():
     CASES.append(("cuda-device-without-gpu", lambda t, d: ["--space", str(_space(t, lambda r: r.update(device="cuda")))],
                   ["device: 'cuda'", "no usable CUDA GPU"]))
+
+
+def _eye(n, changes=None):
+    rows = [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)]
+    for (i, j), v in (changes or {}).items():
+        rows[i][j] = v
+    return rows
+
+
+def _csv(tmp_path, name, rows):
+    p = tmp_path / name
+    p.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return name  # relative to the space file's folder
+
+
+def _matrix_space(tmp_path, matrix=None, path=None, rate=None):
+    noise = {"type": "matrix", **({"matrix": matrix} if matrix is not None else {}),
+             **({"path": path} if path is not None else {}), **({"rate": rate} if rate is not None else {})}
+    return _space(tmp_path, lambda r: r["settings"]["sym-0.2"].update(noise=noise))
+
+
+def _with_noise(noise):
+    """Every setting of mlc_mnist.yaml gets ``noise`` (the files' per-setting keys stay)."""
+    def mutate(raw):
+        for s in raw["settings"].values():
+            s["noise"] = dict(noise)
+    return mutate
+
+
+def _arrays_space(tmp_path, noise):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", train_images=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8),
+             train_labels=np.arange(40) % 4, test_images=rng.integers(0, 256, (8, 8, 8), dtype=np.uint8),
+             test_labels=np.arange(8) % 4)
+    return _space(tmp_path, lambda r: (r.update(dataset={"type": "arrays", "path": "data.npz"}), _with_noise(noise)(r)))
+
+
+def _human_space(tmp_path, dataset, labels):
+    noise = {"type": "human", "labels": labels} if labels else {"type": "symmetric", "rate": 0.2}
+    return _space(tmp_path, lambda r: (r.update(dataset=dataset), _with_noise(noise)(r)))
+
+
+def _tiny_cifar10(tmp_path, human=None):
+    """Tiny CIFAR-10 files (20 training images) and, with ``human``, a CIFAR-10N label file whose
+    clean labels are ``shifted`` by one class or whose arrays are ``short`` by one image."""
+    from realformat import write_cifar10, write_cifar_n
+    root = tmp_path / "cifar"
+    _, _, labels, _, _ = write_cifar10(root)
+    clean = np.array(labels)
+    if human:
+        arrays = {k: clean for k in ("clean_label", "aggre_label", "worse_label", "random_label1", "random_label2",
+                                     "random_label3")}
+        if human == "shifted":
+            arrays["clean_label"] = (clean + 1) % 10
+        else:
+            arrays["worse_label"] = clean[:-1]
+        write_cifar_n(root / "CIFAR-10_human.pt", arrays)
+    return root
+
+
+def _truncated_cifar100(tmp_path):
+    from realformat import write_cifar100
+    root = tmp_path / "c100"
+    folder = write_cifar100(root, 200, 100)[0]
+    with open(folder / "train", "r+b") as f:
+        f.truncate(5000)
+    return root
 
 
 def _write(tmp_path, text):

@@ -7,59 +7,13 @@ import torch
 
 from tune_lnl.data.cifar10 import CIFAR10_CLASSES, CIFAR10_FILES, load_cifar10
 from tune_lnl.data import DataNotFoundError
+from realformat import write_cifar10
 
 N_TRAIN_PER_BATCH, N_TEST = 4, 3
 
 
-class _Py2Str(str):
-    """A Python-2 ``str``: pickled with the SHORT_BINSTRING opcode, as in the official files
-    (written by Python 2), so that ``pickle.load(f, encoding="bytes")`` -- the recipe on the
-    CIFAR web page -- gives ``b"data"`` keys, and ``encoding="latin1"`` (torchvision) ``"data"``."""
-
-
-class _Py2Pickler(pickle._Pickler):  # the pure-Python pickler: its dispatch table is extensible
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def _save_py2_str(self, obj):
-        raw = obj.encode("latin1")
-        assert len(raw) < 256
-        self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
-
-    dispatch[_Py2Str] = _save_py2_str
-
-
-def _dump(obj, path):
-    with open(path, "wb") as f:
-        _Py2Pickler(f, protocol=2).dump(obj)
-
-
-def _batch(rows: np.ndarray, labels: list[int], name: str) -> dict:
-    return {_Py2Str("batch_label"): _Py2Str(f"{name} (tiny test copy)"),
-            _Py2Str("labels"): labels,
-            _Py2Str("data"): rows,
-            _Py2Str("filenames"): [_Py2Str(f"img_{name}_{k}.png") for k in range(len(labels))]}
-
-
 def _write_tiny_cifar(root):
-    """5 train batches of 4 images and a test batch of 3: random uint8 rows ``[n, 3072]``
-    (1024 R, then 1024 G, then 1024 B values, each plane row-major 32x32)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    train_rows, train_labels = [], []
-    for b in range(1, 6):
-        rows = rng.integers(0, 256, size=(N_TRAIN_PER_BATCH, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=N_TRAIN_PER_BATCH)]
-        _dump(_batch(rows, labels, f"training batch {b} of 5"), folder / f"data_batch_{b}")
-        train_rows.append(rows)
-        train_labels += labels
-    test_rows = rng.integers(0, 256, size=(N_TEST, 3072), dtype=np.uint8)
-    test_labels = [7, 0, 9]
-    _dump(_batch(test_rows, test_labels, "testing batch 1 of 1"), folder / "test_batch")
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    _dump({_Py2Str("num_cases_per_batch"): 10000, _Py2Str("num_vis"): 3072,
-           _Py2Str("label_names"): [_Py2Str(n) for n in names]}, folder / "batches.meta")
-    return folder, np.concatenate(train_rows), train_labels, test_rows, test_labels
+    return write_cifar10(root, N_TRAIN_PER_BATCH, 3)
 
 
 def _expected_chw(rows: np.ndarray) -> np.ndarray:

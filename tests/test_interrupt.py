@@ -101,35 +101,29 @@ def space(repo):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_sigkill_during_the_search_then_resume(tmp_path, repo, data_root, space, backend):
+def test_sigkill_during_the_search_and_the_finals_then_resume(tmp_path, repo, data_root, space, backend):
+    """Killed while a trial is between its first and last epoch; resumed and killed again once
+    the finals run; resumed to the end. (One search serves both kills: the suite's time.)"""
     exp = tmp_path / "mlc_mnist-smoke"
     search = exp / "search" / "mlc" / SETTING
+    finals = exp / "finals" / "mlc" / SETTING
     cmd = _cmd(tmp_path, data_root, backend)
-    # kill while a trial is between its first and last epoch
     _run_and_kill(cmd, repo, lambda: any(1 <= len(_epochs(d)) < 4 for d in _trial_dirs(search)))
     assert not (exp / "finals.csv").exists()
     before = {d.name: _epochs(d) for d in _trial_dirs(search)}
     _check_report(exp, "interrupted during the search")
-    _resume(cmd, repo)
-    _check_complete(exp, space)
-    _check_report(exp, "finished")
-    for name, seq in before.items():  # what had been reported before the kill is kept
-        assert _epochs(search / name)[:len(seq)] == seq
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_sigkill_during_the_finals_then_resume(tmp_path, repo, data_root, space, backend):
-    exp = tmp_path / "mlc_mnist-smoke"
-    finals = exp / "finals" / "mlc" / SETTING
-    cmd = _cmd(tmp_path, data_root, backend)
-    _run_and_kill(cmd, repo, lambda: any(len(_epochs(d)) >= 2 for d in _trial_dirs(finals)))
-    assert (exp / "search" / "mlc" / SETTING / ".done").exists()
-    n_search = len(_trial_dirs(exp / "search" / "mlc" / SETTING))
+    # the resumed search, killed in its finals
+    _run_and_kill(cmd + ["--resume"], repo, lambda: any(len(_epochs(d)) >= 2 for d in _trial_dirs(finals)))
+    assert (search / ".done").exists()
+    n_search = len(_trial_dirs(search))
     _check_report(exp, "interrupted during the finals")
     proc = _resume(cmd, repo)
     assert f"[mlc/{SETTING}] search" not in proc.stdout  # a finished search is not rerun
-    assert len(_trial_dirs(exp / "search" / "mlc" / SETTING)) == n_search
+    assert len(_trial_dirs(search)) == n_search
     _check_complete(exp, space)
+    _check_report(exp, "finished")
+    for name, seq in before.items():  # what had been reported before the first kill is kept
+        assert _epochs(search / name)[:len(seq)] == seq
 
 
 def _trial_workers(pgid: int) -> list[int]:

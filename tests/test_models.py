@@ -26,7 +26,7 @@ def test_output_shape_mnist(name):
 
 
 def test_registry_and_unknown_name():
-    assert set(MODELS) == {"mlp", "cnn6", "resnet20", "resnet32", "resnet56", "resnet18"}
+    assert set(MODELS) == {"mlp", "cnn6", "resnet20", "resnet32", "resnet56", "resnet34", "resnet18"}
     with pytest.raises(ValueError):
         build_model("resnet50", 10, (3, 32, 32))
     with pytest.raises(ValueError, match="only for resnet18"):
@@ -70,6 +70,32 @@ def test_resnet_parameter_counts(name, n, paper_millions):
     assert depth == 6 * n + 2
     shortcuts = [m for m in model.modules() if isinstance(m, ShortcutA)]
     assert len(shortcuts) == 3 * n and all(_n_params(s) == 0 for s in shortcuts)
+
+
+def _resnet34_params_by_hand(num_classes: int, in_channels: int = 3) -> int:
+    """He et al.'s ResNet-34 (basic blocks [3, 4, 6, 3] at 64/128/256/512 channels, projection
+    shortcuts 1x1 conv + BN where the shape changes) with a 3x3 stem conv and no max-pool."""
+    total = 3 * 3 * in_channels * 64 + 2 * 64         # stem conv (no bias) + BN
+    c_in = 64
+    for c, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
+        for b in range(blocks):
+            total += 3 * 3 * c_in * c + 3 * 3 * c * c + 2 * (2 * c)  # two convs, two BNs
+            if c_in != c:
+                total += c_in * c + 2 * c                            # projection shortcut + BN
+            c_in = c
+    return total + 512 * num_classes + num_classes
+
+
+@pytest.mark.parametrize("classes,channels", [(100, 3), (10, 3), (10, 1)])
+def test_resnet34_cifar_parameter_count_and_resolution(classes, channels):
+    model = build_model("resnet34", classes, (channels, 32, 32))
+    assert _n_params(model) == _resnet34_params_by_hand(classes, channels)
+    if classes == 100:
+        assert abs(_n_params(model) / 1e6 - 21.3) < 0.05  # the CIFAR-100 ResNet-34 commonly reported: 21.3M
+    seen = []
+    model.layer4.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[1:])))
+    assert model(torch.rand(2, channels, 32, 32)).shape == (2, classes)
+    assert seen == [(512, 4, 4)]  # 3x3 stride-1 stem, no max-pool: 32 -> 32 -> 16 -> 8 -> 4
 
 
 def test_option_a_shortcut_subsamples_and_zero_pads():

@@ -31,10 +31,24 @@ def _trial_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "result.json").exists())
 
 
-@pytest.fixture(scope="module", params=["ray", "optuna"])
+class SmokeRun(tuple):
+    """``(experiment folder, completed process)`` with the ``methods`` and ``settings`` it ran."""
+    methods: list
+    settings: list
+
+
+#: backend -> (methods, settings) of its run: Ray runs the table's six methods on one setting; the
+#: Optuna backend (the same shared study logic) one method of each kind -- single network, two
+#: networks, label table -- on two settings. Together they cover the table's shape in the suite's
+#: time budget.
+RUNS = {"ray": (METHODS, SETTINGS[1:]), "optuna": (["ce", "coteaching", "mlc"], SETTINGS)}
+
+
+@pytest.fixture(scope="module", params=list(RUNS))
 def smoke_run(request, tmp_path_factory, repo, data_root):
-    """The same smoke search on both backends; ``--backend optuna`` runs where importing Ray
-    fails (a stub ``ray`` package that raises is first on the path of the driver and its workers)."""
+    """The smoke search on both backends; ``--backend optuna`` runs where importing Ray fails (a
+    stub ``ray`` package that raises is first on the path of the driver and its workers)."""
+    methods, settings = RUNS[request.param]
     storage = tmp_path_factory.mktemp("results")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     if request.param == "optuna":
@@ -43,11 +57,13 @@ def smoke_run(request, tmp_path_factory, repo, data_root):
         (stub / "ray" / "__init__.py").write_text("raise ImportError('Ray is not installed here (test stub)')\n")
         env["PYTHONPATH"] = os.pathsep.join([str(stub), str(repo), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "tune_lnl.search", "--space", SPACE, "--smoke", "--num-samples", "3",
-           "--settings", *SETTINGS, "--data-root", str(data_root), "--storage-path", str(storage),
-           "--backend", request.param]
+           "--settings", *settings, "--methods", *methods, "--data-root", str(data_root),
+           "--storage-path", str(storage), "--backend", request.param]
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return storage / "compare_mnist-smoke", proc
+    run = SmokeRun((storage / "compare_mnist-smoke", proc))
+    run.methods, run.settings = methods, settings
+    return run
 
 
 def test_outputs_exist(smoke_run):
@@ -68,9 +84,9 @@ def test_the_search_builds_its_report(smoke_run):
     assert f"report: {exp / 'report' / 'report.html'}" in proc.stdout
     md = assert_valid_report(exp)
     names = {p.name for p in (exp / "report" / "figures").glob("*.png")}
-    for s in SETTINGS:
+    for s in smoke_run.settings:
         assert {f"box_{s}.png", f"finals_{s}.png", f"analytics_{s}.png"} <= names
-        for m in METHODS:
+        for m in smoke_run.methods:
             assert {f"top_{m}_{s}.png", f"rungs_{m}_{s}.png"} <= names, (m, s)
             complete = [t for t in open_study(exp, f"{m}/{s}").trials if t.state.name == "COMPLETE"]
             if len(complete) >= 2:
@@ -85,7 +101,7 @@ def test_the_search_writes_proxy_fidelity(smoke_run):
     assert f"{exp / 'fidelity.md'}" in proc.stdout
     rows = json.loads((exp / "fidelity.json").read_text())
     assert {(r["method"], r["setting"], r["proxy"]) for r in rows} == {
-        (m, s, p) for m in METHODS for s in SETTINGS for p in ("noisy_val", "clean_intact")}
+        (m, s, p) for m in smoke_run.methods for s in smoke_run.settings for p in ("noisy_val", "clean_intact")}
     for r in rows:
         assert r["selects"] == (r["proxy"] == "noisy_val")
         assert r["trials"] == len(_trial_dirs(exp / "search" / r["method"] / r["setting"])) and r["seeds"] == 2
@@ -99,12 +115,12 @@ def test_combined_table_has_the_papers_shape(smoke_run):
     text = (exp / "finals.md").read_text()
     rows = [l for l in text.splitlines() if l.startswith("| ") and not l.startswith("| ---")]
     header = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert header == ["method"] + [f"{s} {k}" for s in SETTINGS for k in ("best", "last")]
-    table = {cells[0]: cells[1:] for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows[1:7])}
-    assert list(table) == METHODS
+    assert header == ["method"] + [f"{s} {k}" for s in smoke_run.settings for k in ("best", "last")]
+    table = {cells[0]: cells[1:] for cells in ([c.strip() for c in r.strip("|").split("|")] for r in rows[1:1 + len(smoke_run.methods)])}
+    assert list(table) == smoke_run.methods
     csv_rows = list(csv.DictReader((exp / "finals.csv").open()))
-    for m in METHODS:
-        for j, s in enumerate(SETTINGS):
+    for m in smoke_run.methods:
+        for j, s in enumerate(smoke_run.settings):
             for k, key in enumerate(("best", "last")):
                 vals = [100 * float(r[key]) for r in csv_rows if r["method"] == m and r["setting"] == s]
                 assert len(vals) == 2
@@ -120,8 +136,8 @@ def test_study_states_and_paper_first(smoke_run, repo):
     from tune_lnl.results.runs import open_study
     exp, _ = smoke_run
     spaces = load_experiment(repo / SPACE, smoke_mode=True).methods
-    for m in METHODS:
-        for setting in SETTINGS:
+    for m in smoke_run.methods:
+        for setting in smoke_run.settings:
             epochs = spaces[m].paper_config(setting, "/")["epochs"]
             study = open_study(exp, f"{m}/{setting}")
             assert len(study.trials) == 3
@@ -137,8 +153,8 @@ def test_selection_uses_only_the_proxy(smoke_run):
     exp, _ = smoke_run
     best = yaml.safe_load((exp / "best_configs.yaml").read_text())
     finals = list(csv.DictReader((exp / "finals.csv").open()))
-    for m in METHODS:
-        for setting in SETTINGS:
+    for m in smoke_run.methods:
+        for setting in smoke_run.settings:
             # search: the chosen config is the full-length trial with the highest proxy (any epoch)
             trials = [_results(d) for d in _trial_dirs(exp / "search" / m / setting)]
             full = [t for t in trials if len(t) == max(len(x) for x in trials)]
@@ -164,7 +180,7 @@ def test_selection_uses_only_the_proxy(smoke_run):
 def test_best_config_runs_as_is(smoke_run, repo, data_root):
     exp, _ = smoke_run
     proc = subprocess.run([sys.executable, "-m", "tune_lnl.train", "--config", str(exp / "best_configs.yaml"),
-                           "--method", "mlc", "--setting", "pair-0.45", "--epochs", "1", "--data-root", str(data_root)],
+                           "--method", "mlc", "--setting", smoke_run.settings[-1], "--epochs", "1", "--data-root", str(data_root)],
                           cwd=repo, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "epoch    1" in proc.stdout and "proxy(noisy_val)" in proc.stdout
@@ -175,8 +191,9 @@ def test_tensorboard_lists_every_trial_with_hparams(smoke_run):
     from tensorboard.plugins.hparams import plugin_data_pb2
     exp, _ = smoke_run
     runs = [p for p in (exp / "tensorboard").rglob("*") if p.is_dir() and any(p.glob("events.out.tfevents.*"))]
-    n_search = sum(len(_trial_dirs(exp / "search" / m / s)) for m in METHODS for s in SETTINGS)
-    assert len(runs) == n_search + 2 * len(SETTINGS) * len(METHODS)
+    n_search = sum(len(_trial_dirs(exp / "search" / m / s))
+                   for m in smoke_run.methods for s in smoke_run.settings)
+    assert len(runs) == n_search + 2 * len(smoke_run.settings) * len(smoke_run.methods)
     for run in runs:
         acc = EventAccumulator(str(run))
         acc.Reload()
@@ -190,7 +207,7 @@ def test_tensorboard_lists_every_trial_with_hparams(smoke_run):
         scalars = set(acc.Tags()["scalars"])
         assert {"proxy", "test_acc"} <= scalars
         # the analytics of issue 6, per method family (tune_lnl/methods/analytics.py)
-        method = next(m for m in METHODS if f"/{m}/" in str(run))
+        method = next(m for m in smoke_run.methods if f"/{m}/" in str(run))
         two_networks = method in ("coteaching", "coteaching_plus", "jocor", "mlc")
         assert two_networks == ({"divergence_test", "divergence_noisy_val", "select_precision"} <= scalars), run
         assert (method in ("mlc", "pencil")) == ({"label_acc", "label_acc_clean", "label_acc_noisy"} <= scalars), run

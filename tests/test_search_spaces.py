@@ -45,6 +45,36 @@ def test_compare_files_hold_the_papers_rows():
         ("none", 0.0), ("uniform", 0.2), ("uniform", 0.5), ("uniform", 0.8)}
 
 
+@pytest.mark.parametrize("name,dataset,model,settings", [
+    ("compare_cifar100", "cifar100", "resnet34",
+     {"sym-0.2": ("symmetric", 0.2, {}), "sym-0.5": ("symmetric", 0.5, {}), "asym-0.4": ("asymmetric", 0.4, {})}),
+    ("compare_cifar10n", "cifar10n", "resnet34",
+     {s: ("human", 0.0, {"labels": s}) for s in ("aggre", "random1", "worse")}),
+    ("compare_cifar100n", "cifar100n", "resnet34", {"noisy": ("human", 0.0, {"labels": "noisy"})}),
+    ("compare_fashionmnist", "fashionmnist", "cnn6",
+     {"sym-0.2": ("symmetric", 0.2, {}), "sym-0.5": ("symmetric", 0.5, {}), "asym-0.4": ("asymmetric", 0.4, {}),
+      "instance-0.4": ("instance", 0.4, {})}),
+])
+def test_the_2020s_benchmark_files(name, dataset, model, settings):
+    """The benchmarks recent papers report: CE, Co-teaching, JoCoR, MLC and IMAE on each, with
+    the settings asked for, the literature's backbone, and the noise rate as the forget rate's
+    first trial (the CIFAR-N paper's rates for the human label sets)."""
+    exp = load_experiment(REPO / f"search_spaces/{name}.yaml")
+    assert exp.dataset == dataset and list(exp.methods) == ["ce", "coteaching", "jocor", "mlc", "imae"]
+    first = exp.first
+    assert {s: (v.noise_type, v.noise_rate, v.noise_options) for s, v in first.settings.items()} == settings
+    cifar_n_rates = {"aggre": 0.09, "random1": 0.17, "worse": 0.4, "noisy": 0.4}
+    for m, space in exp.methods.items():
+        for s in settings:
+            cfg = space.paper_config(s, "/data")
+            assert cfg["model"] == model and cfg["epochs"] == 200
+            if m in ("coteaching", "jocor", "mlc"):
+                want = cifar_n_rates.get(s, settings[s][1] / 2 if s == "asym-0.4" and dataset != "cifar100"
+                                         else settings[s][1])
+                assert cfg["forget_rate"] == pytest.approx(want), (m, s)
+    assert exp.methods["mlc"].paper_config(next(iter(settings)), "/data")["variant"] == "official"
+
+
 def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
     """docs/reproduction.md's files: reproduce_mnist_table2.yaml is compare_mnist.yaml with 80
     epochs (MLC/PENCIL: the paper's 30-epoch warm-up, 50 for MLC on pair-0.45, label correction

@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import yaml
 
 from .data import PROXIES, REAL_NOISE, open_dataset
+from .data.noise import (HUMAN_NOISE, RATE_TYPES, asymmetric_matrix, check_matrix, expected_rate, file_sha256,
+                         read_matrix)
 from .errors import ConfigError
 from .methods import defaults_of, method_class
 from .methods.constraints import OneOf, merged, problems
@@ -75,6 +79,8 @@ class Setting:
     fixed: dict
     space: dict[str, Dist]
     paper: dict
+    #: what the noise type needs beyond a rate: ``labels`` (human), ``matrix`` (matrix)
+    noise_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -115,7 +121,8 @@ class SpaceConfig:
         cfg.update(method=self.method, dataset=self.dataset, dataset_options=dict(self.dataset_options),
                    data_root=str(data_root), proxy=self.proxy,
                    val_fraction=self.val_fraction, clean_val_size=self.clean_val_size, noise_seed=self.noise_seed,
-                   noise_type=s.noise_type, noise_rate=s.noise_rate, setting=setting, device=self.device, seed=0,
+                   noise_type=s.noise_type, noise_rate=s.noise_rate, noise_options=copy.deepcopy(s.noise_options),
+                   setting=setting, device=self.device, seed=0,
                    train_subset=self.smoke.get("train_subset", self.train_subset) if self.is_smoke
                    else self.train_subset,
                    test_subset=self.smoke.get("test_subset", 0) if self.is_smoke else 0)
@@ -462,12 +469,7 @@ def _common(ck: _Checker, raw: dict) -> dict:
     for sname, sraw in settings_raw.items():
         key = f"settings.{sname}"
         sraw = ck.mapping(key, sraw, SETTING_KEYS if "method" in raw else {"noise"})
-        nz = ck.mapping(f"{key}.noise", sraw.get("noise"), {"type", "rate"})
-        if nz.get("type") == REAL_NOISE:
-            nz = {"rate": 0.0, **nz}  # the labels as given: no rate to draw
-        if "type" not in nz or "rate" not in nz:
-            ck.fail(f"{key}.noise", "needs 'type' and 'rate'", nz)
-        ntype = ck.choice(f"{key}.noise.type", nz["type"], ds.noise_types)
+        ntype, rate, options = _noise(ck, f"{key}.noise", sraw.get("noise"), ds, dataset)
         if not ds.clean_labels_known(ntype):
             if proxy == "clean_intact":
                 ck.fail("proxy", f"clean_intact needs the clean training labels, which dataset {dataset} does not "
@@ -475,7 +477,7 @@ def _common(ck: _Checker, raw: dict) -> dict:
             if clean_val_size:
                 ck.fail("clean_val_size", f"needs the clean training labels, which dataset {dataset} does not have "
                         f"under noise type {ntype} (setting {sname})", clean_val_size)
-        noise[str(sname)] = (ntype, float(ck.rate(f"{key}.noise.rate", nz["rate"])))
+        noise[str(sname)] = (ntype, rate, options)
     smoke = dict(ck.mapping("smoke", raw.get("smoke"), SMOKE_KEYS))
     for k in ("train_subset", "test_subset", "num_samples", "seeds", "grace_period", "reduction_factor"):
         if k in smoke:
@@ -488,6 +490,78 @@ def _common(ck: _Checker, raw: dict) -> dict:
             "train_subset": int(train_subset), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
             "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": finals,
             "settings": noise, "smoke": smoke}
+
+
+#: what each noise type takes besides ``type`` (``rate`` is required where listed first)
+NOISE_KEYS = {**{t: ("rate",) for t in RATE_TYPES}, "none": ("rate",), "matrix": ("matrix", "path"),
+              HUMAN_NOISE: ("labels",), REAL_NOISE: ("rate",)}
+
+
+def _noise(ck: _Checker, key: str, value, ds, dataset: str) -> tuple[str, float, dict]:
+    """A setting's ``noise:`` as ``(type, rate, options)``: the type must be one the dataset
+    allows, with what that type needs (see :data:`NOISE_KEYS`)."""
+    nz = ck.mapping(key, value, {"type", "rate", "labels", "matrix", "path"})
+    if "type" not in nz:
+        ck.fail(key, "needs 'type'", nz)
+    allowed = tuple(ds.noise_types) + ((HUMAN_NOISE,) if ds.label_sets and HUMAN_NOISE not in ds.noise_types else ())
+    ntype = ck.choice(f"{key}.type", nz["type"], allowed)
+    takes = NOISE_KEYS.get(ntype, ("rate",))  # a dataset's own noise type takes a rate, like the synthetic ones
+    for k in nz:
+        if k != "type" and k not in takes:
+            ck.fail(f"{key}.{k}", f"does not apply to noise type {ntype}"
+                    + (f" (it takes {', '.join(takes)})" if takes else ""), nz[k])
+    if ntype == "asymmetric":
+        if not ds.asymmetric_map:
+            ck.fail(f"{key}.type", f"dataset {dataset} declares no asymmetric class mapping (asymmetric_map on its "
+                    f"class); give the flips as a transition matrix instead (type: matrix)", ntype)
+        try:
+            asymmetric_matrix(ds.asymmetric_map, 0.0, int(ds.num_classes))
+        except ValueError as exc:
+            ck.fail(f"{key}.type", f"dataset {dataset} declares an unusable asymmetric_map: {exc}", ntype)
+    if ntype in RATE_TYPES or ntype not in NOISE_KEYS:
+        if "rate" not in nz:
+            ck.fail(key, f"noise type {ntype} needs 'rate'", nz)
+        return ntype, float(ck.rate(f"{key}.rate", nz["rate"])), {}
+    if ntype in ("none", REAL_NOISE):  # (a rate is optional and drawn from nothing)
+        return ntype, float(ck.rate(f"{key}.rate", nz.get("rate", 0.0))), {}
+    if ntype == HUMAN_NOISE:
+        if nz.get("labels") not in ds.label_sets:
+            ck.fail(f"{key}.labels", f"names one of the dataset's human label sets: {', '.join(ds.label_sets)}",
+                    nz.get("labels"))
+        return ntype, 0.0, {"labels": nz["labels"]}
+    return ntype, *_matrix(ck, key, nz, int(ds.num_classes))
+
+
+def _matrix(ck: _Checker, key: str, nz: dict, num_classes: int) -> tuple[float, dict]:
+    """``matrix: [[...], ...]`` or ``path: T.npy | T.csv`` (relative to the space file's folder):
+    ``(its expected rate over uniform classes, {"matrix": rows})``."""
+    if ("matrix" in nz) == ("path" in nz):
+        ck.fail(key, "type matrix needs either 'matrix' (a C x C list of rows) or 'path' (a .npy or .csv file), "
+                "not both", nz)
+    if "path" in nz:
+        path = ck.typed(f"{key}.path", nz["path"], str)
+        file = (ck.folder / Path(path).expanduser()).resolve()
+        try:
+            m, digest = read_matrix(file), file_sha256(file)
+        except (OSError, ValueError) as exc:
+            ck.fail(f"{key}.path", f"cannot read {file} as a {'.npy' if file.suffix == '.npy' else 'comma-separated'} "
+                    f"matrix ({type(exc).__name__}: {exc})", path)
+        problem = check_matrix(m, num_classes)
+        if problem:
+            ck.fail(f"{key}.path", f"{file}: {problem}", path)
+        # the run config names the file and its content's hash (a C x C matrix inline in every
+        # result line would be large); the loader refuses the file if it changed since
+        options = {"path": str(file), "sha256": digest}
+    else:
+        m = nz["matrix"]
+        if not isinstance(m, list):
+            ck.fail(f"{key}.matrix", "must be a list of rows (in Python: a list of lists, e.g. array.tolist(); or "
+                    "give 'path' to a .npy / .csv file)", type(m).__name__)
+        problem = check_matrix(m, num_classes)
+        if problem:
+            ck.fail(f"{key}.matrix", problem, m if num_classes <= 10 else "...")
+        options = {"matrix": np.asarray(m, dtype=np.float64).tolist()}
+    return expected_rate(torch.tensor(np.asarray(m, dtype=np.float64))), options
 
 
 def _device(ck: _Checker, value) -> str:
@@ -510,13 +584,14 @@ def _method_space(ck: _Checker, raw: dict, common: dict, method: str, prefix: st
     paper = _check_hparams(ck, f"{prefix}paper", mraw.get("paper"), defaults)
     settings = {}
     settings_raw = settings_raw or {}
-    for sname, (ntype, nrate) in common["settings"].items():
+    for sname, (ntype, nrate, noise_options) in common["settings"].items():
         key = f"{prefix}settings.{sname}"
         sraw = ck.mapping(key, settings_raw.get(sname), SETTING_KEYS - {"noise"} if prefix else SETTING_KEYS)
         settings[sname] = Setting(sname, ntype, nrate,
                                   _check_hparams(ck, f"{key}.fixed", sraw.get("fixed"), defaults),
                                   _check_space(ck, f"{key}.space", sraw.get("space"), defaults),
-                                  _check_hparams(ck, f"{key}.paper", sraw.get("paper"), defaults))
+                                  _check_hparams(ck, f"{key}.paper", sraw.get("paper"), defaults),
+                                  noise_options=noise_options)
     smoke = {k: v for k, v in common["smoke"].items() if k != "fixed"}
     smoke_fixed = _check_hparams(ck, "smoke.fixed", (smoke_raw or {}).get("fixed"), defaults,
                                  method if prefix else None)

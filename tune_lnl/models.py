@@ -1,6 +1,7 @@
 """Backbones. MNIST: the two-layer MLP (784-256-10) of Co-teaching / MLC. CIFAR-10: the 6-conv
 CNN of the MLC authors' code and the CIFAR ResNets (20/32/56 layers, option-A shortcuts) of
-He et al. 2016, Sec. 4.2. Clothing1M: torchvision's ImageNet ResNet-18. Every backbone takes its
+He et al. 2016, Sec. 4.2. CIFAR-100 / CIFAR-N: the CIFAR ResNet-34 (torchvision's ResNet-34 with a
+3x3 stride-1 stem and no max-pool). Clothing1M: torchvision's ImageNet ResNet-18. Every backbone takes its
 input channels, image size and number of classes from the dataset (:func:`build_model`)."""
 from __future__ import annotations
 
@@ -170,8 +171,20 @@ def resnet18(num_classes: int = 14, in_channels: int = 3, pretrained: bool = Fal
     return resnet18_imagenet(num_classes, pretrained=pretrained)
 
 
+def resnet34(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """The ResNet-34 of the CIFAR-N benchmark (and of Co-learning, ELR, ...): torchvision's
+    ResNet-34 (basic blocks [3, 4, 6, 3], 64-512 channels) with the CIFAR stem -- one 3x3
+    stride-1 convolution and no max-pool, so a 32x32 image reaches the last stage at 4x4."""
+    from torchvision.models import resnet34 as torchvision_resnet34
+
+    net = torchvision_resnet34(weights=None, num_classes=num_classes)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
 MODELS = {"mlp": MLP, "cnn6": CNN6, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56,
-          "resnet18": resnet18}
+          "resnet34": resnet34, "resnet18": resnet18}
 
 
 def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrained: bool = False) -> nn.Module:

@@ -15,11 +15,14 @@ whose options go to the class's constructor (``{type: arrays, path: data.npz}``)
 Declared on the class (or set by the constructor, for datasets whose files tell):
 ``num_classes``, ``image_shape`` ``(C, H, W)`` the model sees, ``noise_types`` it allows
 (synthetic ones and/or ``real``), ``has_clean_val`` (ships a trusted clean validation split),
-``default_augment`` (what ``augment: true`` means), ``default_proxy``.
+``default_augment`` (what ``augment: true`` means), ``default_proxy``, ``asymmetric_map`` (the
+class mapping of ``asymmetric`` noise: ``{source: target}``; ``None`` refuses that noise) and
+``label_sets`` (the names of the human-annotated label sets ``load`` returns for ``human`` noise).
 """
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -49,6 +52,11 @@ class Dataset:
     image_shape: tuple[int, int, int] | None = None
     #: the noise types a space file may ask for (``real``: the labels as given)
     noise_types: tuple[str, ...] = NOISE_TYPES
+    #: the class mapping of ``asymmetric`` noise, ``{source class: target class}`` (each source
+    #: flips to its target with probability r); ``None``: the dataset has none, ``asymmetric`` is refused
+    asymmetric_map: dict[int, int] | None = None
+    #: the human-annotated noisy label sets ``load`` returns (``noise: {type: human, labels: NAME}``)
+    label_sets: tuple[str, ...] = ()
     #: ships its own trusted clean validation split (then ``clean_val_size`` is refused)
     has_clean_val = False
     #: held as tensors on the training device (every proxy cheap to evaluate every epoch)
@@ -102,14 +110,14 @@ class InMemoryDataset(Dataset):
 
     def noisy_data(self, cfg: dict):
         arrays = self.checked_load(Path(cfg["data_root"]))
-        return make_noisy_data(arrays, int(self.num_classes), cfg, self.augmentation())
+        return make_noisy_data(arrays, int(self.num_classes), cfg, self.augmentation(), self.asymmetric_map)
 
 
 def check_arrays(a: Arrays, ds: Dataset) -> None:
     """What :meth:`InMemoryDataset.load` returned must be what the dataset declares: uint8
     ``[N, C, H, W]`` images of ``image_shape``, one integer label per image in
-    ``[0, num_classes)`` (clean labels: -1 for unknown), clean-val indices inside the training
-    set. Raises :class:`~tune_lnl.errors.DataError` naming the dataset and the field."""
+    ``[0, num_classes)`` (clean labels: -1 for unknown; every declared human label set present,
+    one label per training image), clean-val indices inside the training set. Raises :class:`~tune_lnl.errors.DataError` naming the dataset and the field."""
     name = f"dataset {type(ds).__module__}:{type(ds).__qualname__}"
     C = int(ds.num_classes)
     for field, x in (("train_x", a.train_x), ("test_x", a.test_x)):
@@ -119,8 +127,15 @@ def check_arrays(a: Arrays, ds: Dataset) -> None:
         if tuple(x.shape[1:]) != tuple(ds.image_shape):
             raise DataError(f"{name}: load() returned {field} of image shape {tuple(x.shape[1:])}; the dataset "
                             f"declares image_shape {tuple(ds.image_shape)}")
-    for field, y, n, low in (("train_y", a.train_y, a.train_x.shape[0], 0), ("test_y", a.test_y, a.test_x.shape[0], 0),
-                             ("train_clean", a.train_clean, a.train_x.shape[0], -1)):
+    sets = a.label_sets or {}
+    missing = [n for n in ds.label_sets if n not in sets]
+    if missing:
+        raise DataError(f"{name}: load() returned no label set {missing[0]!r}; the dataset declares label_sets "
+                        f"{', '.join(ds.label_sets)} (Arrays(..., label_sets={{name: labels}}))")
+    n_train = a.train_x.shape[0]
+    for field, y, n, low in (("train_y", a.train_y, n_train, 0), ("test_y", a.test_y, a.test_x.shape[0], 0),
+                             ("train_clean", a.train_clean, n_train, -1),
+                             *((f"label_sets[{k!r}]", v, n_train, 0) for k, v in sets.items())):
         if y is None and field == "train_clean":
             continue
         if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool or y.shape != (n,):
@@ -149,9 +164,16 @@ class StreamedDataset(Dataset):
 
 def open_torchvision(dataset_cls, root: Path, what: str, folder: Path, how_to_fill: str):
     """``(train, test)`` torchvision datasets from ``root``; downloads when the files are absent
-    and the network allows, else raises :class:`~tune_lnl.errors.DataError` naming ``folder``."""
+    and the network allows, else raises :class:`~tune_lnl.errors.DataError` naming ``folder``.
+    Files that are present but cannot be parsed (truncated, another dataset) are refused with a
+    :class:`~tune_lnl.errors.DataError` naming the folder and each file's size."""
     try:
         return dataset_cls(str(root), train=True, download=False), dataset_cls(str(root), train=False, download=False)
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
+        sizes = ", ".join(f"{p.name} ({p.stat().st_size} bytes)" for p in sorted(folder.glob("*")) if p.is_file())
+        raise DataError(f"{folder}: the {what} files cannot be read ({type(exc).__name__}: {exc}): truncated, of the "
+                        f"wrong size or not the official release. Files there: {sizes or 'none'}. Replace them "
+                        f"with the official ones.") from None
     except RuntimeError:  # a file is missing
         try:
             return dataset_cls(str(root), train=True, download=True), dataset_cls(str(root), train=False, download=True)

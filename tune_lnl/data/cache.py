@@ -33,7 +33,7 @@ def data_key(cfg: dict, device: torch.device) -> tuple | None:
         return None
     holdout = cfg["proxy"] != "clean_intact"  # val_fraction read only then
     return (cfg["dataset"], options_key(cfg.get("dataset_options")), str(Path(cfg["data_root"]).expanduser().resolve()),
-            cfg["noise_type"],
+            cfg["noise_type"], json.dumps(cfg.get("noise_options") or {}, sort_keys=True),
             float(cfg["noise_rate"]), int(cfg["noise_seed"]), holdout, float(cfg["val_fraction"]) if holdout else None,
             int(cfg.get("clean_val_size") or 0), int(cfg.get("train_subset") or 0), int(cfg.get("test_subset") or 0),
             _device_key(device))

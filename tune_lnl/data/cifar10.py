@@ -2,9 +2,11 @@
 
 The folder ``<root>/cifar-10-batches-py/`` holds the python-pickle release of CIFAR-10:
 ``data_batch_1`` .. ``data_batch_5`` (10000 images each), ``test_batch`` and ``batches.meta``.
-torchvision refuses files whose md5 differs from the official release; :class:`_CIFAR10` only
-requires the files to exist, and :func:`load_cifar10` checks the md5s itself and warns (naming
-the file) where one differs -- a modified copy of the dataset, or the tiny files the tests write.
+torchvision refuses files whose md5 differs from the official release; :func:`load_cifar` only
+requires the files to exist, checks the md5s itself and warns (naming the file) where one
+differs -- a modified copy of the dataset, or the tiny files the tests write. Files that cannot be
+parsed (truncated, of the wrong size) are refused. CIFAR-100 (:mod:`tune_lnl.data.cifar100`)
+shares this loader.
 """
 from __future__ import annotations
 
@@ -17,30 +19,36 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
 
+from ..errors import DataError
 from .base import InMemoryDataset, open_torchvision
 from .splits import Arrays
 
-__all__ = ["CIFAR10_CLASSES", "CIFAR10_FILES", "load_cifar10", "CIFAR10Dataset"]
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_FILES", "load_cifar", "load_cifar10", "CIFAR10Dataset"]
 
 CIFAR10_CLASSES = 10
-CIFAR10_FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
-# file name -> md5 of the official release (taken from torchvision's own table)
-_OFFICIAL_MD5 = {name: md5 for name, md5 in CIFAR10.train_list + CIFAR10.test_list}
-_OFFICIAL_MD5[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
-CIFAR10_FILES = tuple(_OFFICIAL_MD5)
 
 
-class _CIFAR10(CIFAR10):
-    """torchvision's CIFAR10 with existence-only integrity checks.
+def official_md5(torchvision_cls) -> dict[str, str]:
+    """file name -> md5 of the official release (torchvision's own table)."""
+    out = {name: md5 for name, md5 in torchvision_cls.train_list + torchvision_cls.test_list}
+    out[torchvision_cls.meta["filename"]] = torchvision_cls.meta["md5"]
+    return out
+
+
+CIFAR10_FILES = tuple(official_md5(CIFAR10))
+
+
+def existence_only(torchvision_cls):
+    """torchvision's CIFAR class with existence-only integrity checks.
 
     ``check_integrity(path, None)`` only tests that the file exists, so blanking the md5s in the
     file tables makes both ``_check_integrity`` and ``_load_meta`` accept any file; the parsing
     (pickles, ``[N, 3072]`` rows, labels) stays torchvision's. The download archive keeps its
     md5 (``tgz_md5``), so a download is still verified."""
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
+    return type(f"Lenient{torchvision_cls.__name__}", (torchvision_cls,), {
+        "train_list": [[name, None] for name, _ in torchvision_cls.train_list],
+        "test_list": [[name, None] for name, _ in torchvision_cls.test_list],
+        "meta": {**torchvision_cls.meta, "md5": None}})
 
 
 def _md5(path: Path, chunk: int = 1 << 20) -> str:
@@ -51,36 +59,44 @@ def _md5(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _warn_on_checksum_mismatch(folder: Path) -> None:
-    for name, md5 in _OFFICIAL_MD5.items():
+def load_cifar(root: str | os.PathLike, torchvision_cls, what: str
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A CIFAR release (``torchvision_cls``: ``CIFAR10`` or ``CIFAR100``) as ``(train_x, train_y,
+    test_x, test_y)``: contiguous uint8 ``[N, 3, 32, 32]`` images (CHW, torchvision's order) and
+    int64 labels (CIFAR-100: the fine labels).
+
+    Downloads when the files are absent and the network allows; otherwise raises
+    :class:`~tune_lnl.errors.DataError` naming the folder to fill. Files whose md5 differs from
+    the official release are loaded with a warning."""
+    root = Path(root)
+    md5s = official_md5(torchvision_cls)
+    folder = root / torchvision_cls.base_folder
+    train, test = open_torchvision(
+        existence_only(torchvision_cls), root, what, folder,
+        f"Put the python version of {what} (the files {', '.join(md5s)}, as extracted from "
+        f"{torchvision_cls.filename}) into {folder}")
+    for name, md5 in md5s.items():
         if _md5(folder / name) != md5:
-            warnings.warn(f"CIFAR-10 file {folder / name} does not match the official md5 {md5} "
-                          f"(modified or not the official release); loading it anyway",
-                          stacklevel=3)
+            warnings.warn(f"{what} file {folder / name} does not match the official md5 {md5} "
+                          f"(modified or not the official release); loading it anyway", stacklevel=2)
+
+    def images(ds) -> torch.Tensor:  # torchvision keeps NHWC numpy; back to NCHW
+        return torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+
+    def labels(ds) -> torch.Tensor:
+        y = torch.as_tensor(ds.targets, dtype=torch.int64)
+        if y.shape != (len(ds.data),):
+            raise DataError(f"{folder}: {len(ds.data)} images but {y.numel()} labels: the files are not the official "
+                            f"{what} release")
+        return y
+
+    return images(train), labels(train), images(test), labels(test)
 
 
 def load_cifar10(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """CIFAR-10 as ``(train_x, train_y, test_x, test_y)``: contiguous uint8 ``[N, 3, 32, 32]``
-    images (CHW; 50000 train in the order data_batch_1..5, 10000 test) and int64 labels.
-
-    Downloads when the files are absent and the network allows; otherwise raises
-    :class:`~tune_lnl.errors.DataError` naming the folder to fill. Files whose md5 differs
-    from the official release are loaded with a warning."""
-    root = Path(root)
-    folder = root / CIFAR10_FOLDER
-    train, test = open_torchvision(
-        _CIFAR10, root, "CIFAR-10", folder,
-        f"Put the python version of CIFAR-10 (the files {', '.join(CIFAR10_FILES)}, as extracted from "
-        f"cifar-10-python.tar.gz) into {folder}")
-    _warn_on_checksum_mismatch(folder)
-
-    def images(ds: CIFAR10) -> torch.Tensor:  # torchvision keeps NHWC numpy; back to NCHW
-        return torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
-
-    def labels(ds: CIFAR10) -> torch.Tensor:
-        return torch.as_tensor(ds.targets, dtype=torch.int64)
-
-    return images(train), labels(train), images(test), labels(test)
+    """CIFAR-10 (``<root>/cifar-10-batches-py/``: 50000 train images in the order data_batch_1..5,
+    10000 test), see :func:`load_cifar`."""
+    return load_cifar(root, CIFAR10, "CIFAR-10")
 
 
 class CIFAR10Dataset(InMemoryDataset):
@@ -88,6 +104,9 @@ class CIFAR10Dataset(InMemoryDataset):
     num_classes = CIFAR10_CLASSES
     image_shape = (3, 32, 32)
     default_augment = "crop_flip"
+    #: asymmetric noise as in the GCE / SCE / APL / ELR / DivideMix code: truck -> automobile,
+    #: bird -> airplane, deer -> horse, cat <-> dog
+    asymmetric_map = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
 
     def load(self, root: Path) -> Arrays:
         return Arrays(*load_cifar10(root))

@@ -1,6 +1,7 @@
 """Which dataset class a space file's ``dataset:`` names, and its instance for given options.
 
-``dataset:`` is a built-in name (``mnist``, ``cifar10``, ``clothing1m``, ``arrays``), an import
+``dataset:`` is a built-in name (``mnist``, ``fashionmnist``, ``cifar10``, ``cifar100``, ``cifar10n``,
+``cifar100n``, ``clothing1m``, ``arrays``), an import
 path ``"package.module:ClassName"``, a name registered by an installed package under the
 entry-point group ``tune_lnl.datasets``, or a mapping ``{type: <one of those>, <option>: value}``
 (the options go to the class's constructor). In a run config the dataset is two keys:
@@ -19,7 +20,11 @@ from .base import Dataset, InMemoryDataset
 #: the built-in datasets: name -> import path of their class
 BUILTIN = {
     "mnist": "tune_lnl.data.mnist:MNIST",
+    "fashionmnist": "tune_lnl.data.fashionmnist:FashionMNIST",
     "cifar10": "tune_lnl.data.cifar10:CIFAR10Dataset",
+    "cifar100": "tune_lnl.data.cifar100:CIFAR100Dataset",
+    "cifar10n": "tune_lnl.data.cifar_n:CIFAR10N",
+    "cifar100n": "tune_lnl.data.cifar_n:CIFAR100N",
     "clothing1m": "tune_lnl.data.clothing1m:Clothing1M",
     "arrays": "tune_lnl.data.arrays:ArraysDataset",
 }

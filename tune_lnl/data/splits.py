@@ -21,7 +21,9 @@ from typing import Callable
 
 import torch
 
-from .noise import REAL_NOISE, corrupt_labels, realised_rate, transition_matrix
+from ..errors import DataError
+from .noise import (HUMAN_NOISE, REAL_NOISE, corrupt_labels, draw_labels, empirical_transition, file_sha256,
+                    instance_transition, read_matrix, realised_rate, transition_matrix)
 
 
 @dataclass
@@ -33,6 +35,9 @@ class Arrays:
     test_y: torch.Tensor
     train_clean: torch.Tensor | None = None  #: known clean labels (real noise), -1 where unknown
     clean_val_index: torch.Tensor | None = None  #: a trusted clean subset of the training set
+    #: named sets of human-annotated noisy training labels (``noise: {type: human, labels: NAME}``);
+    #: ``train_y`` then holds the clean labels
+    label_sets: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -46,7 +51,9 @@ class NoisyData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int
-    transition: torch.Tensor       # [C, C] the matrix the noise was drawn from (empty: real noise)
+    #: [C, C] the matrix the noise was drawn from; the realised one for instance-dependent and human
+    #: noise (no single matrix draws those); empty for real noise
+    transition: torch.Tensor
     info: dict = field(default_factory=dict)  # realised noise rates, sizes
     augment: Callable | None = None  # the dataset's batched on-device augmentation f(x, generator)
     cval_x: torch.Tensor | None = None  # the clean held-out subset (may be None)
@@ -82,19 +89,58 @@ def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.sort(torch.randperm(n, generator=gen)[:size]).values
 
 
-def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callable | None = None) -> NoisyData:
-    """The run config's noisy data (keys: noise_type, noise_rate, noise_seed, proxy,
-    val_fraction, clean_val_size, train_subset, test_subset) from a dataset's arrays."""
+def noisy_labels(arrays: Arrays, num_classes: int, cfg: dict, asymmetric_map: dict | None = None):
+    """``(noisy, clean, T)`` for the whole training set under the run config's noise (keys
+    ``noise_type``, ``noise_rate``, ``noise_seed``, ``noise_options``); ``clean`` is -1 where
+    unknown, ``T`` the transition matrix (see :class:`NoisyData`)."""
+    kind, opts, seed = cfg["noise_type"], cfg.get("noise_options") or {}, cfg["noise_seed"]
+    given = arrays.train_y.long()
+    if kind == REAL_NOISE:
+        clean = arrays.train_clean.long() if arrays.train_clean is not None else torch.full_like(given, -1)
+        return given, clean, torch.empty(0, 0, dtype=torch.float64)
+    if kind == HUMAN_NOISE:
+        sets = arrays.label_sets or {}
+        if opts.get("labels") not in sets:
+            raise DataError(f"dataset {cfg['dataset']} has no human label set {opts.get('labels')!r}; it has: "
+                            f"{', '.join(sets) or 'none'}")
+        noisy = sets[opts["labels"]].long()
+        return noisy, given, empirical_transition(given, noisy, num_classes)
+    rate = float(cfg["noise_rate"])
+    if kind == "instance":  # one row per sample; T: the realised matrix
+        noisy = draw_labels(instance_transition(arrays.train_x, given, num_classes, rate, seed), seed)
+        return noisy, given, empirical_transition(given, noisy, num_classes)
+    if kind == "matrix":
+        T = torch.tensor(_matrix_rows(opts), dtype=torch.float64)
+    else:
+        T = transition_matrix(kind, rate, num_classes, asymmetric_map)
+    return corrupt_labels(given, T, seed), given, T
+
+
+def _matrix_rows(opts: dict):
+    """The rows of a ``matrix`` noise: inline, or read from its file, which must still be the
+    file the space was validated with (its sha256)."""
+    if "matrix" in opts:
+        return opts["matrix"]
+    try:
+        digest = file_sha256(opts["path"])
+        rows = read_matrix(opts["path"])
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{opts['path']}: cannot read the noise matrix ({type(exc).__name__}: {exc})") from None
+    if digest != opts["sha256"]:
+        raise DataError(f"{opts['path']}: the noise matrix file changed since the space file was validated "
+                        f"(sha256 {digest[:12]}..., expected {opts['sha256'][:12]}...): its runs would not be "
+                        f"comparable; restore it or start a new experiment")
+    return rows
+
+
+def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callable | None = None,
+                    asymmetric_map: dict | None = None) -> NoisyData:
+    """The run config's noisy data (keys: noise_type, noise_rate, noise_seed, noise_options, proxy,
+    val_fraction, clean_val_size, train_subset, test_subset) from a dataset's arrays
+    (``asymmetric_map``: the dataset's class mapping of ``asymmetric`` noise)."""
     train_x, given, test_x, test_y = arrays.train_x, arrays.train_y.long(), arrays.test_x, arrays.test_y.long()
     n_all = train_x.shape[0]
-    if cfg["noise_type"] == REAL_NOISE:
-        noisy = given
-        clean = arrays.train_clean.long() if arrays.train_clean is not None else torch.full_like(given, -1)
-        T = torch.empty(0, 0, dtype=torch.float64)
-    else:  # synthetic noise on clean labels
-        clean = given
-        T = transition_matrix(cfg["noise_type"], float(cfg["noise_rate"]), num_classes)
-        noisy = corrupt_labels(given, T, cfg["noise_seed"])
+    noisy, clean, T = noisy_labels(arrays, num_classes, cfg, asymmetric_map)
     trusted = torch.zeros(n_all, dtype=torch.bool)
     if arrays.clean_val_index is not None:
         trusted[arrays.clean_val_index.long()] = True
@@ -127,6 +173,7 @@ def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callab
                      split_index={"train": tr, "noisy_val": va, "clean_val": cv})
     known = clean >= 0
     data.info = {
+        "noise_type": cfg["noise_type"],
         "noise_rate_realised": realised_rate(clean, noisy) if bool(known.all()) else None,
         "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy) if bool(known.all()) else None,
         "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_clean_val": int(cv.numel()),

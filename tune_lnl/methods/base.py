@@ -284,6 +284,9 @@ class Method:
             best, best_epoch = prev["proxy_best"], prev["proxy_best_epoch"]
         metrics.update(proxy=proxy, proxy_best=best, proxy_best_epoch=best_epoch,
                        epoch_time=time.perf_counter() - t0, train_time=t_train)
+        realised = self.data.info.get("noise_rate_realised")  # the noise this run trains on, as drawn
+        if realised is not None:
+            metrics["noise_rate_realised"] = float(realised)
         self.history.append(metrics)
         return metrics
 
@@ -323,6 +326,8 @@ class Method:
         out = {k: self.cfg.get(k) for k in keys}
         if self.cfg.get("dataset_options"):  # (absent when empty: checkpoints of earlier versions still load)
             out["dataset_options"] = dict(self.cfg["dataset_options"])
+        if self.cfg.get("noise_options"):  # (likewise)
+            out["noise_options"] = dict(self.cfg["noise_options"])
         return out
 
     def load_state_dict(self, state: dict) -> None:

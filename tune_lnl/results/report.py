@@ -426,6 +426,12 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False, fideli
         _fidelity_table(doc, [r for r in fidelity if r["setting"] == setting])
         per_method = {m: list(exp.final_runs(m, setting).values()) for m in exp.methods}
         per_method = {m: hs for m, hs in per_method.items() if hs}
+        realised = sorted({round(h[0]["noise_rate_realised"], 4) for hs in per_method.values() for h in hs
+                           if h and h[0].get("noise_rate_realised") is not None})
+        if realised:  # one value unless methods ran on different subsets
+            doc.p(f"Realised noise rate (the share of training labels that differ from the clean ones, over the "
+                  f"training images the runs draw from -- the whole training set, or its train_subset -- as drawn "
+                  f"with the noise seed): {', '.join(f'{r:.4f}' for r in realised)}.")
         if per_method:
             doc.img(fig_box(per_method, exp.last_k, f"{setting}: finals", figs / f"{_slug('box', setting)}.png"),
                     f"{setting}: finals, test accuracy over the last {exp.last_k} epochs of every seed (box plot)")

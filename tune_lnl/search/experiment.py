@@ -102,6 +102,9 @@ def manifest(exp, smoke, backend, paper_only, methods, settings, num_samples, se
            "backend": backend}
     if paper_only:  # absent otherwise: experiments of earlier versions still --resume
         out.update(num_samples=0, paper_only=True)
+    noise_options = {s: v.noise_options for s, v in exp.first.settings.items() if v.noise_options}
+    if noise_options:  # (likewise) a matrix file's hash: --resume after editing it is refused
+        out["noise_options"] = noise_options
     return out
 
 
