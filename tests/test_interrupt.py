@@ -178,3 +178,43 @@ def test_a_dying_trial_worker_is_retried_from_its_checkpoint(tmp_path, repo, dat
     else:
         assert f"worker {killed} died" in out and "released: a new worker continues it" in out
     _check_complete(exp, space)
+
+
+def test_workers_exit_when_their_driver_is_killed_alone(tmp_path, repo, data_root):
+    """``kill <driver>`` (not its process group): the Optuna backend's workers notice after their
+    current epoch and exit, instead of training on beside a later --resume that shares their
+    study journal and run folders."""
+    cmd = [sys.executable, "-m", "tune_lnl.search", "--space", "search_spaces/ce_mnist.yaml", "--smoke",
+           "--settings", SETTING, "--data-root", str(data_root), "--storage-path", str(tmp_path), "--backend", "optuna"]
+    search = tmp_path / "ce_mnist-smoke" / "search" / "ce" / SETTING
+    log = open(tmp_path / "search.log", "w")
+    proc = subprocess.Popen(cmd, cwd=repo, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while not any(_epochs(d) for d in _trial_dirs(search)):
+            assert proc.poll() is None and time.monotonic() - t0 < 300, "no epoch was reported"
+            time.sleep(0.1)
+        workers = _spawned_workers(proc.pid)
+        assert workers
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone
+        proc.wait()
+        t0 = time.monotonic()
+        while any(_alive(pid) for pid in workers) and time.monotonic() - t0 < 60:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers), "workers outlived their driver"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+        except ProcessLookupError:
+            pass
+        log.close()
+    assert "is gone; exiting" in (tmp_path / "search.log").read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

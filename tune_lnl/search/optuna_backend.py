@@ -17,6 +17,9 @@
   ``outcome.json``; its TensorBoard run goes to ``tensorboard/{search,finals}/<method>/<setting>/``.
 * A method failure (divergence, an exception) is deterministic: the trial is told FAIL and
   recorded in ``failures.jsonl``; it is not retried.
+* A worker whose driver is gone (killed alone, not with its process group) exits after its
+  current epoch's checkpoint instead of training on beside a later ``--resume`` (whose workers
+  would then share the study and the run folders with it).
 
 No Ray import anywhere here: this is how machines without Ray run searches.
 """
@@ -94,6 +97,23 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
     atomic_write(run_dir / RESULTS, "".join(json.dumps(h, default=float) + "\n" for h in history))
 
 
+#: the driver's pid, recorded when a worker starts (None in the driver itself)
+_driver: int | None = None
+
+
+def _remember_driver() -> None:
+    global _driver
+    _driver = os.getppid()
+
+
+def _exit_if_orphaned() -> None:
+    """In a worker: exit at once if the driver died (the parent is then another process)."""
+    if _driver is not None and os.getppid() != _driver:
+        print(f"worker {os.getpid()}: the driver {_driver} is gone; exiting (--resume continues this run from "
+              f"its last checkpoint)", flush=True)
+        os._exit(3)
+
+
 def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[str, str | None, int | None]:
     """Train ``cfg`` in ``run_dir`` to its last epoch, continuing from ``checkpoint.pt`` when
     one is there; ``on_epoch(metrics)`` returning False stops it (pruned). Returns
@@ -122,6 +142,7 @@ def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[st
             with open(run_dir / RESULTS, "a") as f:
                 f.write(json.dumps(metrics, default=float) + "\n")
             writer.add(metrics)
+            _exit_if_orphaned()
             if on_epoch is not None and not on_epoch(metrics):
                 return "pruned", None, method.epoch
         return "complete", None, method.epoch
@@ -158,6 +179,7 @@ def _search_worker(space: SpaceConfig, setting: str, exp_dir: str, data_root: st
     import warnings
 
     import torch
+    _remember_driver()
     # a trial continued from its checkpoint reports its last epoch again: expected, ignored
     warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
     torch.set_num_threads(threads)
@@ -179,6 +201,7 @@ def _search_worker(space: SpaceConfig, setting: str, exp_dir: str, data_root: st
     dists = distributions(space, setting)
     run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
     while True:
+        _exit_if_orphaned()
         with _locked(run_root / ".claim.lock"):
             trial = _claim(study, dists, num_samples)
         if trial is None:
@@ -319,6 +342,7 @@ def _write_outcome(run_dir: Path, outcome: dict) -> None:
 
 def _final_worker(cfg: dict, run_dir: str, tb_dir: str, label: str, failures: str, threads: int) -> None:
     import torch
+    _remember_driver()
     torch.set_num_threads(threads)
     run_dir = Path(run_dir)
     state, error, epoch = train_run(cfg, run_dir, Path(tb_dir))
