@@ -79,7 +79,7 @@ class Setting:
     fixed: dict
     space: dict[str, Dist]
     paper: dict
-    #: what the noise type needs beyond a rate: ``labels`` (human), ``matrix`` (matrix)
+    #: what the noise type needs beyond a rate: ``labels`` (human); ``matrix``, or ``path`` and ``sha256`` (matrix)
     noise_options: dict = field(default_factory=dict)
 
 
@@ -492,7 +492,8 @@ def _common(ck: _Checker, raw: dict) -> dict:
             "settings": noise, "smoke": smoke}
 
 
-#: what each noise type takes besides ``type`` (``rate`` is required where listed first)
+#: what each noise type takes besides ``type`` (the rate types require ``rate``; ``none`` and
+#: ``real`` accept one; ``matrix`` takes one of its two keys)
 NOISE_KEYS = {**{t: ("rate",) for t in RATE_TYPES}, "none": ("rate",), "matrix": ("matrix", "path"),
               HUMAN_NOISE: ("labels",), REAL_NOISE: ("rate",)}
 
@@ -534,7 +535,8 @@ def _noise(ck: _Checker, key: str, value, ds, dataset: str) -> tuple[str, float,
 
 def _matrix(ck: _Checker, key: str, nz: dict, num_classes: int) -> tuple[float, dict]:
     """``matrix: [[...], ...]`` or ``path: T.npy | T.csv`` (relative to the space file's folder):
-    ``(its expected rate over uniform classes, {"matrix": rows})``."""
+    ``(its expected rate over uniform classes, options)`` with options ``{"matrix": rows}`` or
+    ``{"path": absolute path, "sha256": the file's hash}``."""
     if ("matrix" in nz) == ("path" in nz):
         ck.fail(key, "type matrix needs either 'matrix' (a C x C list of rows) or 'path' (a .npy or .csv file), "
                 "not both", nz)
