@@ -101,6 +101,27 @@ def test_every_proxy_is_logged_each_epoch(data_root):
     assert metrics["proxy"] == metrics["clean_val_acc"]  # the configured one selects
 
 
+def test_clean_intact_scores_a_fixed_sample_unless_it_selects(data_root):
+    """On full MNIST (54,000 training images after the hold-out) the logged-only clean_intact
+    scores a seeded sample of CLEAN_INTACT_SAMPLE training images with their clean labels, the
+    same at every load; selecting, it scores every training image; a small training set is
+    scored whole."""
+    from tune_lnl.data.splits import CLEAN_INTACT_SAMPLE
+    full = {**_cfg(data_root), "train_subset": 0}
+    d = load_noisy_data(full)
+    dev = d.to_device(torch.device("cpu"))
+    x, y = dev._split("clean_intact")
+    assert CLEAN_INTACT_SAMPLE == 10_000 and x.shape[0] == 10_000 == d.info["n_clean_intact"]
+    idx = d.intact_index
+    assert torch.unique(idx).numel() == 10_000 and int(idx.max()) < d.train_x.shape[0]
+    assert torch.equal(x, d.train_x[idx]) and torch.equal(y, d.train_clean[idx])  # clean labels, training images
+    assert torch.equal(load_noisy_data(full).intact_index, idx)  # one sample for every trial and seed
+    selecting = load_noisy_data({**full, "proxy": "clean_intact"})
+    assert selecting.intact_index is None and selecting.info["n_clean_intact"] == selecting.train_x.shape[0] == 60000
+    small = load_noisy_data(_cfg(data_root))  # 4,000 images: all of them
+    assert small.intact_index is None and small.info["n_clean_intact"] == small.train_x.shape[0]
+
+
 def test_pivot_table_puts_tau_and_regret_per_proxy_and_setting():
     rows = [{"method": "ce", "setting": "sym-0.2", "proxy": "noisy_val", "selects": True, "search_tau": 0.5,
              "search_regret": -1.25},

@@ -38,6 +38,13 @@ class DeviceData:
         self.cval_y = to(data.cval_y if data.cval_y is not None else torch.empty(0, dtype=torch.long))
         #: every training label's clean value is known (else no clean_intact split: real noise)
         self._clean_known = bool((data.train_clean >= 0).all())
+        # what clean_intact scores: every training image, or the seeded sample of them
+        # (tune_lnl.data.splits.CLEAN_INTACT_SAMPLE) when it does not select
+        if data.intact_index is None:
+            self.intact_x, self.intact_clean = self.train_x, self.train_clean
+        else:
+            idx = data.intact_index.to(device)
+            self.intact_x, self.intact_clean = self.train_x[idx], self.train_clean[idx]
         self.num_classes = data.num_classes
         self.image_shape = data.image_shape  # (C, H, W) the model sees
         self.info = data.info
@@ -58,7 +65,7 @@ class DeviceData:
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         return {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
-                "clean_val": (self.cval_x, self.cval_y), "clean_intact": (self.train_x, self.train_clean)}[split]
+                "clean_val": (self.cval_x, self.cval_y), "clean_intact": (self.intact_x, self.intact_clean)}[split]
 
     def labels(self, split: str) -> torch.Tensor:
         """The labels a split is scored against (noisy for ``noisy_val``, clean otherwise)."""

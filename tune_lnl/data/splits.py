@@ -60,6 +60,8 @@ class NoisyData:
     cval_y: torch.Tensor | None = None  # ... with its ORIGINAL (clean) labels
     #: positions in the (subset) training set of each split: ``train``, ``noisy_val``, ``clean_val``
     split_index: dict = field(default_factory=dict)
+    #: positions in ``train_x`` that ``clean_intact`` scores (None: all of them); see :data:`CLEAN_INTACT_SAMPLE`
+    intact_index: torch.Tensor | None = None
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -68,6 +70,14 @@ class NoisyData:
     def to_device(self, device: torch.device):
         from .device import DeviceData
         return DeviceData(self, device)
+
+
+#: ``clean_intact`` is an analysis proxy scored every epoch over the training images; when it does
+#: not select, a seeded sample of this many training images (the same for every epoch, trial and
+#: seed of a setting) estimates it to about +-0.5 percentage points (one standard error at 50%)
+#: at a fraction of the cost of a pass over all of them (MNIST: 10,000 of 54,000). When it
+#: selects (``proxy: clean_intact``) every training image counts.
+CLEAN_INTACT_SAMPLE = 10_000
 
 
 def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,15 +178,18 @@ def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callab
     else:
         tr, va = stratified_holdout(noisy[rest], float(cfg["val_fraction"]), cfg["noise_seed"])
         tr, va = rest[tr], rest[va]
+    intact = (seeded_subset(tr.numel(), CLEAN_INTACT_SAMPLE, cfg["noise_seed"] + 3)
+              if cfg["proxy"] != "clean_intact" and tr.numel() > CLEAN_INTACT_SAMPLE else None)
     data = NoisyData(train_x[tr], noisy[tr], clean[tr], train_x[va], noisy[va], clean[va],
                      test_x, test_y, num_classes, T, augment=augment, cval_x=train_x[cv], cval_y=cval_y,
-                     split_index={"train": tr, "noisy_val": va, "clean_val": cv})
+                     split_index={"train": tr, "noisy_val": va, "clean_val": cv}, intact_index=intact)
     known = clean >= 0
     data.info = {
         "noise_type": cfg["noise_type"],
         "noise_rate_realised": realised_rate(clean, noisy) if bool(known.all()) else None,
         "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy) if bool(known.all()) else None,
         "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_clean_val": int(cv.numel()),
+        "n_clean_intact": int(tr.numel() if intact is None else intact.numel()),
         "n_test": int(test_y.numel()),
     }
     return data
