@@ -18,13 +18,15 @@ from method_helpers import tiny_cfg
 
 SPACE = {
     "name": "diverge", "method": "ce", "dataset": "mnist",
-    "search": {"num_samples": 4, "seed": 3, "grace_period": 1, "reduction_factor": 2},
+    "search": {"num_samples": 5, "seed": 3, "grace_period": 1, "reduction_factor": 2},
     "finals": {"seeds": 1, "last_k": 1},
     "fixed": {"epochs": 2},
-    "space": {"lr": {"choices": [1.0e+30, 1.0e-3]}},
+    # one diverging value of four: the four random draws after the paper's trial all diverge with
+    # probability 1/256 (the draws' seeds depend on the workers' timing)
+    "space": {"lr": {"choices": [1.0e+30, 1.0e-3, 2.0e-3, 5.0e-4]}},
     "paper": {"lr": 1.0e+30},  # the first trial diverges for sure
     "settings": {"sym-0.2": {"noise": {"type": "symmetric", "rate": 0.2}}},
-    "smoke": {"train_subset": 1000, "test_subset": 500, "num_samples": 4, "seeds": 1, "grace_period": 1,
+    "smoke": {"train_subset": 1000, "test_subset": 500, "num_samples": 5, "seeds": 1, "grace_period": 1,
               "reduction_factor": 2},
 }
 
@@ -46,9 +48,9 @@ def test_diverged_trials_fail_and_the_search_goes_on(diverging_search):
     exp, proc = diverging_search
     study = open_study(exp, "ce/sym-0.2")
     trials = study.trials
-    assert len(trials) == 4  # the search went on to the requested number of trials
+    assert len(trials) == 5  # the search went on to the requested number of trials
     bad = [t for t in trials if t.params["lr"] == 1e30]
-    good = [t for t in trials if t.params["lr"] == 1e-3]
+    good = [t for t in trials if t.params["lr"] != 1e30]
     assert trials[0] in bad and all(t.state.name == "FAIL" for t in bad)
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in good)
     records = [json.loads(l) for l in (exp / "failures.jsonl").read_text().splitlines()]
@@ -59,7 +61,7 @@ def test_diverged_trials_fail_and_the_search_goes_on(diverging_search):
     if any(t.state.name == "COMPLETE" for t in good):
         assert proc.returncode == 0, proc.stderr[-2000:]
         best = yaml.safe_load((exp / "best_configs.yaml").read_text())
-        assert best["methods"]["ce"]["sym-0.2"]["config"]["lr"] == 1e-3
+        assert best["methods"]["ce"]["sym-0.2"]["config"]["lr"] != 1e30
         assert (exp / "finals.csv").exists()
     else:  # TPE drew only the diverging value: nothing to retrain, said so
         assert proc.returncode == 2 and "no trial completed" in proc.stderr

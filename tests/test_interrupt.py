@@ -218,3 +218,35 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+_EARLY_ORPHAN = """
+import multiprocessing as mp, sys, time
+from pathlib import Path
+
+def worker(marker):
+    time.sleep(1.5)  # the driver died while this worker was still starting
+    from tune_lnl.search.optuna_backend import _exit_if_orphaned
+    _exit_if_orphaned()
+    Path(marker).write_text("trained on")
+
+if __name__ == "__main__":
+    mp.get_context("spawn").Process(target=worker, args=(sys.argv[1],)).start()
+    time.sleep(0.3)
+    import os
+    os._exit(0)  # the driver dies without waiting for its worker
+"""
+
+
+def test_a_worker_whose_driver_died_before_it_started_still_exits(tmp_path, repo):
+    """The driver's liveness comes from the pipe it holds for its child, not from a pid the
+    worker would read only once started (then already its new parent's)."""
+    script = tmp_path / "driver.py"
+    script.write_text(_EARLY_ORPHAN)
+    marker = tmp_path / "marker"
+    proc = subprocess.run([sys.executable, str(script), str(marker)], cwd=repo, env=ENV, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # run() returned once the pipe closed: the orphan, which shares it, has ended too
+    assert not marker.exists(), "the worker trained on without its driver"
+    assert "is gone; exiting" in proc.stdout

@@ -18,8 +18,8 @@
 * A method failure (divergence, an exception) is deterministic: the trial is told FAIL and
   recorded in ``failures.jsonl``; it is not retried.
 * A worker whose driver is gone (killed alone, not with its process group) exits after its
-  current epoch's checkpoint instead of training on beside a later ``--resume`` (whose workers
-  would then share the study and the run folders with it).
+  current epoch's checkpoint instead of training on; a run is trained under its folder's lock,
+  so a later ``--resume`` that continues the run waits until that worker has exited.
 
 No Ray import anywhere here: this is how machines without Ray run searches.
 """
@@ -97,19 +97,13 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
     atomic_write(run_dir / RESULTS, "".join(json.dumps(h, default=float) + "\n" for h in history))
 
 
-#: the driver's pid, recorded when a worker starts (None in the driver itself)
-_driver: int | None = None
-
-
-def _remember_driver() -> None:
-    global _driver
-    _driver = os.getppid()
-
-
 def _exit_if_orphaned() -> None:
-    """In a worker: exit at once if the driver died (the parent is then another process)."""
-    if _driver is not None and os.getppid() != _driver:
-        print(f"worker {os.getpid()}: the driver {_driver} is gone; exiting (--resume continues this run from "
+    """In a worker: exit at once if the driver died. ``multiprocessing.parent_process()`` watches
+    the pipe the driver holds open for each child, so a driver that died even before this
+    worker finished starting is seen (a pid comparison would not be)."""
+    parent = mp.parent_process()
+    if parent is not None and not parent.is_alive():
+        print(f"worker {os.getpid()}: the driver {parent.pid} is gone; exiting (--resume continues this run from "
               f"its last checkpoint)", flush=True)
         os._exit(3)
 
@@ -117,10 +111,18 @@ def _exit_if_orphaned() -> None:
 def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[str, str | None, int | None]:
     """Train ``cfg`` in ``run_dir`` to its last epoch, continuing from ``checkpoint.pt`` when
     one is there; ``on_epoch(metrics)`` returning False stops it (pruned). Returns
-    ``(state, error, epoch)`` with state ``complete``, ``pruned`` or ``failed``."""
+    ``(state, error, epoch)`` with state ``complete``, ``pruned`` or ``failed``. One process at
+    a time trains a run: a successor (after ``--resume`` released the run) waits on the run's
+    lock until an orphaned predecessor has exited after its epoch."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(run_dir / ".run.lock"):  # released by the kernel however its holder ends
+        _exit_if_orphaned()
+        return _train_run(cfg, run_dir, tb_dir, on_epoch)
+
+
+def _train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch) -> tuple[str, str | None, int | None]:
     from ..methods import method_class
     from ..results.tensorboard import RunWriter
-    run_dir.mkdir(parents=True, exist_ok=True)
     method = method_class(cfg["method"])(cfg)
     writer = None
     try:
@@ -134,6 +136,7 @@ def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[st
         while not method.done:
             metrics, failure = method.try_step()
             if failure is not None:  # deterministic: reported, not retried
+                _exit_if_orphaned()  # (by the driver's successor, then)
                 (run_dir / "error.txt").write_text(failure["traceback"])
                 return "failed", failure["error"], failure["epoch"]
             # like Ray's result lines: the worker and the run config (how to rerun it)
@@ -179,7 +182,6 @@ def _search_worker(space: SpaceConfig, setting: str, exp_dir: str, data_root: st
     import warnings
 
     import torch
-    _remember_driver()
     # a trial continued from its checkpoint reports its last epoch again: expected, ignored
     warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
     torch.set_num_threads(threads)
@@ -342,7 +344,6 @@ def _write_outcome(run_dir: Path, outcome: dict) -> None:
 
 def _final_worker(cfg: dict, run_dir: str, tb_dir: str, label: str, failures: str, threads: int) -> None:
     import torch
-    _remember_driver()
     torch.set_num_threads(threads)
     run_dir = Path(run_dir)
     state, error, epoch = train_run(cfg, run_dir, Path(tb_dir))
