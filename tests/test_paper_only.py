@@ -21,7 +21,7 @@ def test_paper_only_retrains_the_papers_values_without_a_search(tmp_path, repo, 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = tmp_path / "mlc_mnist-smoke"
     assert not (exp / "search").exists() and not (exp / "optuna.journal").exists()  # nothing searched
-    assert "finals: 2 runs (2 method/setting pairs; 0 already done), 2 at a time" in proc.stdout
+    assert "0 searches, 2 x 1 final runs (0 already done); 2 worker processes" in proc.stdout
     best = yaml.safe_load((exp / "best_configs.yaml").read_text())
     assert best["selected_by"].startswith("none: the space file's paper values")
     for setting, values in PAPER.items():

@@ -211,3 +211,35 @@ def test_tensorboard_lists_every_trial_with_hparams(smoke_run):
         two_networks = method in ("coteaching", "coteaching_plus", "jocor", "mlc")
         assert two_networks == ({"divergence_test", "divergence_noisy_val", "select_precision"} <= scalars), run
         assert (method in ("mlc", "pencil")) == ({"label_acc", "label_acc_clean", "label_acc_noisy"} <= scalars), run
+
+
+def _spans(folder: Path) -> list[tuple[float, float]]:
+    """(start, end) wall-clock seconds of every run under ``folder``, from its own result lines:
+    the first epoch's end minus its duration, and the last epoch's end."""
+    out = []
+    for d in _trial_dirs(folder):
+        rows = _results(d)
+        out.append((rows[0]["end_time"] - rows[0]["epoch_time"], rows[-1]["end_time"]))
+    return out
+
+
+def test_every_study_ran_at_once(smoke_run):
+    """The default schedule: runs of different studies trained at the same moment, and a
+    setting's finals started while another study was still searching (the one-at-a-time order
+    allows neither; tests/test_concurrency.py checks that order). On the Optuna backend a free
+    worker takes a trial of the study with the fewest running, so two searches overlap; on Ray
+    a study keeps the slots its driver was granted up to its cap (``reuse_actors``), and here
+    (2 slots, cap 2) overlap comes from one study's finals beside another's search."""
+    exp, proc = smoke_run
+    keys = [(m, s) for m in smoke_run.methods for s in smoke_run.settings]
+    search = {k: _spans(exp / "search" / k[0] / k[1]) for k in keys}
+    runs = {k: search[k] + _spans(exp / "finals" / k[0] / k[1]) for k in keys}
+
+    def overlap(spans, other):
+        return any(a[0] < b[1] and b[0] < a[1] for a in spans for b in other)
+
+    assert any(overlap(runs[k], runs[j]) for i, k in enumerate(keys) for j in keys[i + 1:])
+    first_final = min(span[0] for k in keys for span in runs[k][len(search[k]):])
+    assert first_final < max(t[1] for spans in search.values() for t in spans)
+    if "backend: optuna" in proc.stdout:
+        assert any(overlap(search[k], search[j]) for i, k in enumerate(keys) for j in keys[i + 1:])

@@ -18,7 +18,7 @@ from .search import run_experiment
 
 def run(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
         settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None, paper_only=False,
-        smoke=False) -> Result:
+        smoke=False, one_study_at_a_time=False) -> Result:
     """Search every method and noise setting of ``space`` (a search-space file's path, or the
     same content as a dict), select by the proxy, retrain the winners with the final seeds and
     export everything into ``<storage_path>/<name>/``. The keyword arguments are the CLI's
@@ -26,7 +26,8 @@ def run(space, *, data_root=None, storage_path="results", name=None, num_samples
     as a DataFrame, report path)."""
     return run_experiment(space, data_root=data_root, storage_path=storage_path, name=name,
                           num_samples=num_samples, methods=methods, settings=settings, seeds=seeds, resume=resume,
-                          backend=backend, workers=workers, address=address, paper_only=paper_only, smoke=smoke)
+                          backend=backend, workers=workers, address=address, paper_only=paper_only, smoke=smoke,
+                          one_study_at_a_time=one_study_at_a_time)
 
 
 def train(config, setting: str | None = None, *, method: str | None = None, data_root=None, seed: int | None = None,

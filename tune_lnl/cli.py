@@ -43,6 +43,10 @@ def search_parser(prog: str = "python -m tune_lnl.search") -> argparse.ArgumentP
                    help="no search: the finals retrain each method's paper values (the file's 'paper' and "
                         "'fixed'); only the epoch is chosen, by the proxy (reproducing a paper's table)")
     p.add_argument("--smoke", action="store_true", help="tiny budget: a few thousand images, epochs, trials")
+    p.add_argument("--one-study-at-a-time", action="store_true",
+                   help="search the studies one after another, then run the finals (the file's "
+                        "search.studies_at_once: false); default: every study at once, each setting's finals "
+                        "as soon as its search ends")
     return p
 
 
@@ -53,7 +57,7 @@ def search_main(argv=None, prog: str = "python -m tune_lnl.search") -> int:
         run(args.space, data_root=args.data_root, storage_path=args.storage_path, name=args.name,
             num_samples=args.num_samples, methods=args.methods, settings=args.settings, seeds=args.seeds,
             resume=args.resume, backend=args.backend, workers=args.workers, address=args.address,
-            paper_only=args.paper_only, smoke=args.smoke)
+            paper_only=args.paper_only, smoke=args.smoke, one_study_at_a_time=args.one_study_at_a_time)
     except TuneLNLError as exc:
         raise _error(exc) from None
     return 0

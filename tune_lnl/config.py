@@ -29,7 +29,8 @@ from .methods.constraints import OneOf, merged, problems
 TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "clean_val_size", "train_subset",
             "noise_seed", "device", "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
 SEARCH_KEYS = {"num_samples": int, "seed": int, "grace_period": int, "reduction_factor": int,
-               "cpus_per_trial": (int, float), "gpus_per_trial": (int, float), "pruner": str}
+               "cpus_per_trial": (int, float), "gpus_per_trial": (int, float), "pruner": str,
+               "studies_at_once": bool, "max_concurrent_per_study": (int, str)}
 #: ``search.pruner`` of the Ray-free Optuna backend: Optuna's SuccessiveHalvingPruner (ASHA's
 #: rungs: ``grace_period``, ``reduction_factor``) or HyperbandPruner (several such brackets). The
 #: Ray Tune backend always uses ASHA and ignores it.
@@ -44,7 +45,11 @@ BEST_KIND = "tune_lnl.best_configs"
 # The value rules of a method's keys (rates, signs, choices) live with the method, on its class
 # (``constraints``, :mod:`tune_lnl.methods.constraints`); this file applies them.
 SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
-                   "cpus_per_trial": 1, "gpus_per_trial": 0.25, "pruner": "successive_halving"}
+                   "cpus_per_trial": 1, "gpus_per_trial": 0.25, "pruner": "successive_halving",
+                   # every (method, setting) search at once, each setting's finals as soon as its
+                   # search ends (False: one study after another, then the finals); see
+                   # tune_lnl.search.studies.study_cap for the per-study limit "auto"
+                   "studies_at_once": True, "max_concurrent_per_study": "auto"}
 FINALS_DEFAULTS = {"seeds": 5, "last_k": 10}
 
 
@@ -454,6 +459,9 @@ def _common(ck: _Checker, raw: dict) -> dict:
     for k, v in ck.mapping("search", raw.get("search"), set(SEARCH_KEYS)).items():
         search[k] = ck.typed(f"search.{k}", v, SEARCH_KEYS[k])
     ck.choice("search.pruner", search["pruner"], PRUNERS)
+    cap = search["max_concurrent_per_study"]
+    if cap != "auto" and (isinstance(cap, str) or cap < 1):
+        ck.fail("search.max_concurrent_per_study", "must be 'auto' or a whole number of at least 1", cap)
     for k in ("num_samples", "grace_period", "reduction_factor"):
         if search[k] < (2 if k == "reduction_factor" else 1):
             ck.fail(f"search.{k}", "too small", search[k])

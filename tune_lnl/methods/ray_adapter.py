@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 try:
     from ray.tune import Trainable
@@ -18,6 +19,11 @@ except ImportError:  # the training core must run where Ray is absent
             raise ImportError("Ray Tune is not installed: use `python -m tune_lnl.train` to train without Ray")
 
 CHECKPOINT_FILE = "state.pt"
+
+
+def _node_id() -> str | None:
+    import ray
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 class MethodTrainable(Trainable):
@@ -43,12 +49,11 @@ class MethodTrainable(Trainable):
         experiment's ``failures.jsonl`` lists. Only infrastructure faults (the worker process
         dying) reach Ray, which retries them from the last checkpoint (``max_failures``)."""
         metrics, failure = self.method.try_step()
+        where = {"end_time": time.time(), "node_id": _node_id()}  # when and on which node of the cluster
         if failure is not None:
             last = self.method.history[-1] if self.method.history else {}
-            return {"failed": 1, **failure, "proxy_best": last.get("proxy_best", -math.inf), "done": True}
-        metrics["failed"] = 0
-        metrics["done"] = self.method.done
-        return metrics
+            return {"failed": 1, **failure, "proxy_best": last.get("proxy_best", -math.inf), "done": True, **where}
+        return {**metrics, "failed": 0, "done": self.method.done, **where}
 
     def save_checkpoint(self, checkpoint_dir: str):
         self.method.save(os.path.join(checkpoint_dir, CHECKPOINT_FILE))

@@ -18,7 +18,6 @@ import json
 import os
 import socket
 import time
-from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -30,7 +29,8 @@ from ..plugins import worker_python_path
 from ..results.export import write_best_configs, write_finals
 from ..results.result import Result
 from ..results.runs import atomic_write, summarize_run
-from .studies import METRIC, best_config, search_stats, study_name
+from ..results.storage import is_uri, join, local_copy, pull, push, remote_exists
+from .studies import Job, finish_search, searched_best
 
 BACKENDS = ("auto", "ray", "optuna")
 
@@ -119,7 +119,8 @@ def _start_backend(backend: str, address, python_path: str):
         if address:  # the cluster's workers get the same Python path (the folders must exist on every node)
             ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": python_path}})
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            # "local": a new Ray of our own, never a cluster some earlier `ray start` left on this machine
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         return module
     from . import optuna_backend as module
     return module
@@ -127,7 +128,7 @@ def _start_backend(backend: str, address, python_path: str):
 
 def run_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
                    settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
-                   paper_only=False, smoke=False) -> Result:
+                   paper_only=False, smoke=False, one_study_at_a_time=False) -> Result:
     """Search, select by the proxy, retrain with the final seeds, export; see the module docstring."""
     exp = load_experiment(space, smoke_mode=smoke)
     methods = _pick("methods", methods, list(exp.methods))
@@ -151,11 +152,12 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     if not address:
         check_device(exp)
     name = name or (exp.name + ("-smoke" if smoke else ""))
-    exp_dir = Path(storage_path).expanduser().resolve() / name
+    remote = _remote(storage_path, name, backend, resume)  # a URI: runs there, a working copy here
+    exp_dir = local_copy(storage_path, name) if remote else Path(storage_path).expanduser().resolve() / name
     wanted = manifest(exp, smoke, backend, paper_only, methods, settings, n_trials, n_seeds)
     man_path = exp_dir / "experiment.yaml"
     if resume and not man_path.exists():
-        raise ConfigError(f"--resume: {exp_dir} holds no experiment (no experiment.yaml)")
+        raise ConfigError(f"--resume: {remote or exp_dir} holds no experiment (no experiment.yaml)")
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
         probe = exp_dir / f".write-test-{os.getpid()}"
@@ -172,12 +174,20 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
         elif man_path.exists():
             raise ConfigError(f"{exp_dir} already holds an experiment: use --resume to continue it, or another --name")
         atomic_write(man_path, yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
+        if remote:
+            push(exp_dir, remote, only=["experiment.yaml"])
         # the folders the user's plugin modules came from: on PYTHONPATH for every worker process
         with worker_python_path() as python_path:
             module = _start_backend(backend, address, python_path)
             try:
+                options = ({"workers": workers} if backend == "optuna" else  # Ray: the cluster's workers
+                           {"runtime_env": {"env_vars": {"PYTHONPATH": python_path}} if address else None,
+                            "remote": remote})
                 _run(exp, module, backend, exp_dir, data_root, methods, settings, n_trials, n_seeds, resume,
-                     workers, paper_only)
+                     options, paper_only, exp.first.search["studies_at_once"] and not one_study_at_a_time)
+                if remote:  # the remote folder alone is the whole experiment
+                    push(exp_dir, remote, only=_ours(exp_dir))
+                    print(f"uploaded to {remote}", flush=True)
             finally:
                 if backend == "ray":
                     import ray
@@ -185,6 +195,36 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     finally:
         lock.close()
     return Result.read(exp_dir)
+
+
+def _remote(storage_path, name: str, backend: str, resume: bool) -> str | None:
+    """``<uri>/<name>`` when ``--storage-path`` is a URI (checked here; ``--resume`` first
+    downloads it into the working copy), else None."""
+    if not is_uri(storage_path):
+        return None
+    if backend != "ray":
+        raise ConfigError(f"--storage-path {storage_path}: a URI is where Ray Tune stores runs (--backend ray); "
+                          f"the Optuna backend's workers share a journal file and locks: give it a path that "
+                          f"every worker mounts")
+    remote = join(storage_path, name)
+    try:
+        held = remote_exists(join(remote, "experiment.yaml"))
+    except Exception as exc:  # noqa: BLE001 -- pyarrow: unknown scheme, no credentials, unreachable
+        raise ConfigError(f"--storage-path {storage_path}: cannot open it ({type(exc).__name__}: {exc})") from None
+    if held and not resume:
+        raise ConfigError(f"{remote} already holds an experiment: use --resume to continue it, or another --name")
+    if held:
+        local = local_copy(storage_path, name)
+        print(f"--resume: downloading {remote} into {local} ({pull(remote, local)} files)", flush=True)
+    return remote
+
+
+def _ours(exp_dir: Path) -> list[str]:
+    """What the search writes itself (Tune writes the trial folders to the remote folder):
+    the top-level files and folders, and each search's statistics and end mark."""
+    top = [p.name for p in exp_dir.iterdir() if p.name not in ("search", "finals")]
+    return top + [str(p.relative_to(exp_dir)) for pattern in ("search/*/*/search_stats.json", "search/*/*/.done")
+                  for p in exp_dir.glob(pattern)]
 
 
 @contextlib.contextmanager
@@ -198,57 +238,43 @@ def _as_search_error():
         raise SearchError(str(exc)) from exc
 
 
-def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_samples, n_seeds, resume, workers,
-         paper_only) -> None:
-    extra = {"workers": workers} if backend_name == "optuna" else {}
+def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_samples, n_seeds, resume, options,
+         paper_only, at_once) -> None:
     print(f"experiment: {exp_dir}\nbackend: {backend_name}; methods: {', '.join(methods)}; settings: "
           f"{', '.join(settings)}; "
           + ("no search (--paper-only: the paper's values)" if paper_only else f"{num_samples} trials each")
           + f"; {n_seeds} final seeds; proxy {exp.proxy}; data {data_root}", flush=True)
-    best: dict[str, dict] = {}
-    for method in methods:
-        space = exp.methods[method]
-        best[method] = {}
-        for setting in settings:
-            key = study_name(method, setting)
-            if paper_only:
-                best[method][setting] = {"config": space.paper_config(setting, str(data_root)), "proxy_best": None,
-                                         "selected_by": "the file's paper values (--paper-only: no search)"}
-                continue
-            folder = exp_dir / "search" / method / setting
-            done = folder / ".done"  # a finished search is never rerun
-            if done.exists():
-                study = backend.load_study(exp_dir, key)
-            else:
-                t0 = time.monotonic()
-                with _as_search_error():
-                    study = backend.search_setting(space, setting, exp_dir, data_root, num_samples, resume=resume,
-                                                   **extra)
-                stats = search_stats(folder, study, num_samples, int(space.base_config(setting, "")["epochs"]),
-                                     time.monotonic() - t0, backend_name)
-                stats["resumed"] = bool(resume)  # then wall_s covers only this part
-                atomic_write(folder / "search_stats.json", json.dumps(stats, indent=1) + "\n")
-                print(f"[{key}] {stats['trial_epochs']} trial-epochs in {stats['wall_s']:.0f} s "
-                      f"({stats['trial_epochs_per_s']} per s); pruning saved {100 * stats['pruning_saved']:.0f}% "
-                      f"of {stats['trial_epochs_without_pruning']}", flush=True)
-                done.touch()
-            try:
-                bt = study.best_trial
-            except ValueError:
-                raise SearchError(f"[{key}] no trial completed; see {folder}") from None
-            best[method][setting] = {
-                "config": best_config(space, setting, study, data_root), "proxy_best": float(bt.value),
-                "optuna_trial": bt.number, "trial_states": dict(Counter(t.state.name for t in study.trials))}
-            print(f"[{key}] best by proxy: trial {bt.number}, {METRIC} {bt.value:.4f}, {bt.params}", flush=True)
-    write_best_configs(exp_dir / "best_configs.yaml", exp, best, paper_only=paper_only)
+    jobs = [Job(exp.methods[m], s) for m in methods for s in settings]
+    for job in jobs:
+        if paper_only:
+            job.best = {"config": job.space.paper_config(job.setting, str(data_root)), "proxy_best": None,
+                        "selected_by": "the file's paper values (--paper-only: no search)"}
+        elif (exp_dir / "search" / job.method / job.setting / ".done").exists():  # never rerun
+            job.best = searched_best(job, backend.load_study(exp_dir, job.key), data_root)
 
-    seeds = list(range(1, n_seeds + 1))
-    runs: dict[str, dict] = {method: {} for method in methods}
+    def write_best():  # the searches ended so far (all of them at the end)
+        best: dict[str, dict] = {}
+        for job in jobs:
+            if job.best is not None:
+                best.setdefault(job.method, {})[job.setting] = job.best
+        write_best_configs(exp_dir / "best_configs.yaml", exp, best, paper_only=paper_only)
+
+    def on_search_done(job, study, wall_s):
+        job.best = finish_search(job, study, exp_dir, data_root, num_samples, wall_s, backend_name, resume)
+        write_best()
+        if options.get("remote"):  # what a search can resume from elsewhere, as soon as it exists
+            push(exp_dir, options["remote"], only=_ours(exp_dir))
+
+    if any(job.best is not None for job in jobs):
+        write_best()
     with _as_search_error():
-        done = backend.finals_many([(exp.methods[m], s, best[m][s]["config"], seeds) for m in methods
-                                    for s in settings], exp_dir, resume=resume, **extra)
-    for (method, setting), histories in done.items():
-        runs[method][setting] = {seed: summarize_run(h, exp.finals["last_k"]) for seed, h in histories.items()}
+        done = backend.run_jobs(jobs, exp_dir, data_root, num_samples, list(range(1, n_seeds + 1)), resume,
+                                on_search_done, at_once=at_once, **options)
+    write_best()
+    runs: dict[str, dict] = {method: {} for method in methods}
+    for job in jobs:
+        runs[job.method][job.setting] = {seed: summarize_run(h, exp.finals["last_k"])
+                                         for seed, h in done[(job.method, job.setting)].items()}
     table = write_finals(exp_dir, exp, runs, paper_only=paper_only)
     print("\n" + table)
     print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md"

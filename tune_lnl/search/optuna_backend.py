@@ -2,9 +2,12 @@
 
 * One Optuna study per method and setting (``<method>/<setting>``) in ``<experiment>/optuna.journal``
   (a :class:`~optuna.storages.JournalStorage` file that several processes share safely).
-* The driver starts ``workers`` processes (``spawn``); each takes trials one after another
-  (TPE with ``constant_liar``, the paper's values enqueued as the first trial) until the study
-  holds the requested number, trains them epoch by epoch and reports ``proxy_best`` to the pruner
+* The driver starts ONE pool of ``workers`` processes (``spawn``) for the whole experiment and
+  hands each free worker a task (:func:`run_jobs`): a waiting final run first, else a trial of
+  the open study with the fewest trials running (below its cap), so every study runs at once and
+  a setting's finals start when its search ends (or, one study at a time, the old order). For a
+  trial the worker claims one of that study (TPE with ``constant_liar``, the paper's values
+  enqueued as the first trial), trains it epoch by epoch and reports ``proxy_best`` to the pruner
   (``search.pruner``: ``successive_halving``, the asynchronous SH that ASHA is, or
   ``hyperband``) with the same grace period and reduction factor as Ray's ASHA.
 * A trial is claimed under a file lock, and its owner (the worker's pid) is a user attribute of
@@ -32,6 +35,7 @@ import multiprocessing.connection
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -40,8 +44,8 @@ from optuna.trial import TrialState
 from ..config import PRUNERS, SpaceConfig
 from ..errors import SearchError
 from ..results.runs import JOURNAL, RESULTS, atomic_write, journal_storage, read_history
-from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, distributions, log_failure, rungs, run_dirs,
-                      setting_seed, slots, study_name)
+from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, Job, distributions, log_failure, rungs, run_dirs,
+                      setting_seed, slots, study_cap, study_name)
 
 STORAGE_FILE = JOURNAL
 CHECKPOINT = "checkpoint.pt"
@@ -52,7 +56,16 @@ RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be contin
 
 # -- storage, study, pruner -------------------------------------------------------------------
 
-storage = journal_storage
+_STORAGES: dict[str, object] = {}
+
+
+def storage(exp_dir: Path):
+    """The experiment's journal storage, one object per process (each replays the journal, which
+    holds every study of the experiment: one replay per process, not per study)."""
+    key = str(Path(exp_dir).resolve())
+    if key not in _STORAGES:
+        _STORAGES[key] = journal_storage(exp_dir)
+    return _STORAGES[key]
 
 
 def load_study(exp_dir: Path, key: str):
@@ -139,8 +152,8 @@ def _train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch) -> tuple[str, s
                 _exit_if_orphaned()  # (by the driver's successor, then)
                 (run_dir / "error.txt").write_text(failure["traceback"])
                 return "failed", failure["error"], failure["epoch"]
-            # like Ray's result lines: the worker and the run config (how to rerun it)
-            metrics.update(pid=os.getpid(), config=cfg)
+            # like Ray's result lines: the worker, when the epoch ended, the run config (how to rerun it)
+            metrics.update(pid=os.getpid(), end_time=time.time(), config=cfg)
             method.save(ckpt)
             with open(run_dir / RESULTS, "a") as f:
                 f.write(json.dumps(metrics, default=float) + "\n")
@@ -177,58 +190,6 @@ def _claim(study, dists: dict, num_samples: int):
     return None
 
 
-def _search_worker(space: SpaceConfig, setting: str, exp_dir: str, data_root: str, num_samples: int,
-                   slot: int, threads: int) -> None:
-    import warnings
-
-    import torch
-    # a trial continued from its checkpoint reports its last epoch again: expected, ignored
-    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
-    torch.set_num_threads(threads)
-    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
-        torch.cuda.set_device(slot % torch.cuda.device_count())
-    exp_dir = Path(exp_dir)
-    key = study_name(space.method, setting)
-    base = space.base_config(setting, data_root)
-    epochs = int(base["epochs"])
-    # the sampler's seed: the study's, this worker's slot, and how many trials the study has
-    # started already (0 in a fresh search): a worker started after a kill or a dying worker
-    # must not replay the random start-up draws its predecessor made (the same points twice)
-    started = sum(t.state != TrialState.WAITING
-                  for t in optuna.load_study(study_name=key, storage=storage(exp_dir)).get_trials(deepcopy=False))
-    seed = (setting_seed(space.search["seed"], key) + slot + 7919 * started) % 2**31
-    study = optuna.load_study(study_name=key, storage=storage(exp_dir),
-                              sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
-                              pruner=make_pruner(space, epochs))
-    dists = distributions(space, setting)
-    run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
-    while True:
-        _exit_if_orphaned()
-        with _locked(run_root / ".claim.lock"):
-            trial = _claim(study, dists, num_samples)
-        if trial is None:
-            return
-        cfg = {**base, **trial.params}
-        name = f"trial_{trial.number:04d}"
-
-        def on_epoch(m, trial=trial):
-            trial.report(float(m[METRIC]), int(m["epoch"]))
-            return not trial.should_prune()
-
-        state, error, epoch = train_run(cfg, run_root / name, tb_root / name, on_epoch)
-        value = read_history(run_root / name)
-        last = float(value[-1][METRIC]) if value else None
-        if state == "failed":
-            study.tell(trial.number, state=TrialState.FAIL)
-            log_failure(exp_dir / FAILURES, key, trial.number, "method", error, epoch, cfg, run_root / name)
-        elif state == "pruned":
-            study.tell(trial.number, state=TrialState.PRUNED)
-        else:
-            study.tell(trial.number, last)
-        print(f"[{key} search] trial {trial.number} {state.upper()} at epoch {epoch}"
-              + (f", {METRIC} {last:.4f}" if last is not None else ""), flush=True)
-
-
 def _release(study, pids: set[int] | None, exp_dir: Path, key: str, run_root: Path, count_retry: bool) -> None:
     """RUNNING trials owned by ``pids`` (all when None) become RELEASED for a new worker to
     continue; one that already used its retries is told FAIL and recorded."""
@@ -249,175 +210,346 @@ def _release(study, pids: set[int] | None, exp_dir: Path, key: str, run_root: Pa
               flush=True)
 
 
-def _work_left(study, num_samples: int) -> bool:
+def _claimable(study, num_samples: int) -> int:
+    """How many claims (:func:`_claim`) the study can serve now: its released RUNNING trials,
+    then ``ask``s (the enqueued WAITING trials first) until it holds ``num_samples`` trials."""
     trials = study.get_trials(deepcopy=False)
-    return len(trials) < num_samples or any(
-        t.state == TrialState.WAITING or (t.state == TrialState.RUNNING and _owner(t) == RELEASED) for t in trials)
+    released = sum(t.state == TrialState.RUNNING and _owner(t) == RELEASED for t in trials)
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    return released + max(waiting, num_samples - (len(trials) - waiting))
 
 
-def _drive(label: str, start, slots: int, work_left, on_death, status, every: float = 30.0) -> None:
-    """Keep ``slots`` worker processes running: ``start(slot)`` makes one; a worker that dies is
-    reported to ``on_death(pid)`` and replaced while ``work_left()`` (bounded restarts)."""
-    procs: dict = {}
-    restarts, budget, last = 0, slots * (MAX_WORKER_RETRIES + 1), time.monotonic()
+# -- worker processes: one task at a time (a trial of any study, or a final run) --------------
 
-    def launch(slot):
-        p = start(slot)
-        procs[p.sentinel] = (p, slot)
-
-    for slot in range(slots):
-        launch(slot)
-    try:
-        while procs or (work_left() and restarts < budget):
-            if not procs:  # all exited, yet a trial was released after they looked
-                restarts += 1
-                launch(0)
-            for sentinel in mp.connection.wait(list(procs), timeout=5.0):
-                p, slot = procs.pop(sentinel)
-                p.join()
-                if p.exitcode != 0:
-                    print(f"[{label}] worker {p.pid} died (exit code {p.exitcode})", flush=True)
-                    on_death(p.pid)
-                    if work_left() and restarts < budget:
-                        restarts += 1
-                        launch(slot)
-            if time.monotonic() - last >= every:
-                last = time.monotonic()
-                print(f"[{label}] {status()}", flush=True)
-    finally:
-        for p, _ in procs.values():  # interrupted (Ctrl-C): no orphaned workers
-            if p.is_alive():
-                p.terminate()
-            p.join()
-
-
-def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
-                   resume: bool = False, workers: int | None = None):
-    """Run (or resume) the search of one method's setting with worker processes; returns the study."""
-    exp_dir = Path(exp_dir)
+def _open_study(space: SpaceConfig, setting: str, exp_dir: Path, slot: int):
+    """In a worker: the study with this worker's TPE sampler and the pruner. The sampler's seed:
+    the study's, the worker's slot, and how many trials the study has started already (0 in a
+    fresh search): a worker started after a kill or a dying worker must not replay the random
+    start-up draws its predecessor made (the same points twice)."""
     key = study_name(space.method, setting)
-    run_root, _ = run_dirs(exp_dir, "search", space.method, setting)
-    run_root.mkdir(parents=True, exist_ok=True)
-    n, threads = workers_for(space, workers)
+    started = sum(t.state != TrialState.WAITING
+                  for t in optuna.load_study(study_name=key, storage=storage(exp_dir)).get_trials(deepcopy=False))
+    seed = (setting_seed(space.search["seed"], key) + slot + 7919 * started) % 2**31
+    epochs = int(space.base_config(setting, "")["epochs"])
+    return optuna.load_study(study_name=key, storage=storage(exp_dir),
+                             sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+                             pruner=make_pruner(space, epochs))
+
+
+def _run_trial(task: dict, slot: int, conn, studies: dict) -> None:
+    """Claim a trial of the task's study (or none: ``("claimed", None)``), train it, tell it."""
+    space, setting, exp_dir = task["space"], task["setting"], Path(task["exp_dir"])
+    key = study_name(space.method, setting)
+    if key not in studies:
+        studies[key] = _open_study(space, setting, exp_dir, slot)
+    study = studies[key]
+    base = space.base_config(setting, task["data_root"])
+    run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
     with _locked(run_root / ".claim.lock"):
-        study = optuna.create_study(study_name=key, storage=storage(exp_dir), direction="maximize",
-                                    load_if_exists=True)
-        if not study.trials:
-            study.enqueue_trial(space.paper_point(setting))
-        else:  # an interrupted search: its RUNNING trials continue from their checkpoints
-            _release(study, None, exp_dir, key, run_root, count_retry=False)
-    print(f"[{key}] search: {num_samples} trials, {n} worker processes ({threads} thread(s) each), "
-          f"pruner {space.search.get('pruner', 'successive_halving')}", flush=True)
+        trial = _claim(study, distributions(space, setting), task["num_samples"])
+    conn.send(("claimed", None if trial is None else trial.number))
+    if trial is None:
+        return
+    cfg = {**base, **trial.params}
+    name = f"trial_{trial.number:04d}"
 
-    def on_death(pid):
-        with _locked(run_root / ".claim.lock"):
-            # None: a trial asked for but not yet marked (the worker died inside the claim)
-            _release(study, {pid, None}, exp_dir, key, run_root, count_retry=True)
+    def on_epoch(m):
+        trial.report(float(m[METRIC]), int(m["epoch"]))
+        return not trial.should_prune()
 
-    def status():
-        trials = study.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state in FINISHED]
-        best = max((t.value for t in done if t.state == TrialState.COMPLETE), default=float("nan"))
-        return (f"{len(done)}/{num_samples} finished, "
-                f"{sum(t.state == TrialState.RUNNING for t in trials)} running; best {METRIC} {best:.4f}")
+    state, error, epoch = train_run(cfg, run_root / name, tb_root / name, on_epoch)
+    value = read_history(run_root / name)
+    last = float(value[-1][METRIC]) if value else None
+    if state == "failed":
+        study.tell(trial.number, state=TrialState.FAIL)
+        log_failure(exp_dir / FAILURES, key, trial.number, "method", error, epoch, cfg, run_root / name)
+    elif state == "pruned":
+        study.tell(trial.number, state=TrialState.PRUNED)
+    else:
+        study.tell(trial.number, last)
+    print(f"[{key} search] trial {trial.number} {state.upper()} at epoch {epoch}"
+          + (f", {METRIC} {last:.4f}" if last is not None else ""), flush=True)
+    conn.send(("done", state))
 
-    ctx = mp.get_context("spawn")
-
-    def start(slot):
-        p = ctx.Process(target=_search_worker,
-                        args=(space, setting, str(exp_dir), str(data_root), num_samples, slot, threads))
-        p.start()
-        return p
-
-    _drive(f"{key} search", start, min(n, num_samples), lambda: _work_left(study, num_samples), on_death, status)
-    if _work_left(study, num_samples):
-        raise SearchError(f"[{key}] search stopped with trials left: its workers kept dying; "
-                           f"see {run_root} and {exp_dir / FAILURES}")
-    return study
-
-
-# -- finals -----------------------------------------------------------------------------------
 
 def _write_outcome(run_dir: Path, outcome: dict) -> None:
     atomic_write(run_dir / OUTCOME, json.dumps(outcome))
 
 
-def _final_worker(cfg: dict, run_dir: str, tb_dir: str, label: str, failures: str, threads: int) -> None:
-    import torch
-    torch.set_num_threads(threads)
-    run_dir = Path(run_dir)
-    state, error, epoch = train_run(cfg, run_dir, Path(tb_dir))
+def _run_final(task: dict, slot: int, conn, studies: dict) -> None:
+    """One final seed to its last epoch (no pruning); its ``outcome.json`` marks it done."""
+    cfg, run_dir, label = task["config"], Path(task["run_dir"]), task["label"]
+    state, error, epoch = train_run(cfg, run_dir, Path(task["tb_dir"]))
     _write_outcome(run_dir, {"state": state, "error": error, "epoch": epoch})
     if state == "failed":
-        log_failure(Path(failures), label, f"seed {cfg['seed']}", "method", error, epoch, cfg, run_dir)
+        log_failure(Path(task["failures"]), label, f"seed {cfg['seed']}", "method", error, epoch, cfg, run_dir)
     print(f"[{label}] seed {cfg['seed']}: {state} after {epoch} epochs", flush=True)
+    conn.send(("done", state))
 
 
-def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False,
-                workers: int | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
-    """The finals of several methods and settings from ONE pool of ``workers`` processes (a
-    final run per (method, setting, seed), all epochs, no pruning), so that few seeds still fill
-    every worker. ``jobs``: ``(space, setting, config, seeds)`` each. A run continues from its
-    checkpoint after an interruption; one whose worker dies is restarted (at most
-    :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times). Returns (method, setting) -> seed ->
-    metric history of the runs that completed."""
+def _worker(conn, slot: int, threads: int) -> None:
+    """A worker process: takes tasks from the driver's pipe until told to stop (``None``) or the
+    driver is gone (the pipe closes)."""
+    import warnings
+
+    import torch
+    # a trial continued from its checkpoint reports its last epoch again: expected, ignored
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
+    torch.set_num_threads(threads)
+    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        torch.cuda.set_device(slot % torch.cuda.device_count())
+    studies: dict = {}
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            _exit_if_orphaned()
+            return
+        if task is None:
+            return
+        (_run_trial if task["kind"] == "trial" else _run_final)(task, slot, conn, studies)
+
+
+
+# -- the driver: every study at once, each setting's finals as soon as its search ends ---------
+
+@dataclass
+class _Search:
+    """The driver's view of one search: its study, its place in the file's order, which workers
+    run (or are about to claim) one of its trials (slot -> claimed yet), when it started and
+    whether it has ended."""
+    job: Job
+    study: object
+    order: int
+    assigned: dict = field(default_factory=dict)
+    t0: float | None = None
+    ended: bool = False
+
+    def pending(self) -> int:
+        return sum(not claimed for claimed in self.assigned.values())
+
+
+@dataclass
+class _Worker:
+    proc: object
+    conn: object
+    slot: int
+    task: dict | None = None
+    search: _Search | None = None
+
+
+def _final_runs(job: Job, exp_dir: Path, seeds: list[int]) -> list[dict]:
+    key = job.key
+    run_root, tb_root = run_dirs(exp_dir, "finals", job.method, job.setting)
+    return [{"kind": "final", "job": (job.method, job.setting), "label": f"{key} finals",
+             "config": {**job.best["config"], "seed": seed}, "run_dir": str(run_root / f"seed_{seed}"),
+             "tb_dir": str(tb_root / f"seed_{seed}"), "failures": str(exp_dir / FAILURES)} for seed in seeds]
+
+
+def _start_search(job: Job, exp_dir: Path) -> object:
+    """Create (or reopen) the study: the paper's point enqueued first; after an interruption its
+    RUNNING trials are released, to continue from their checkpoints."""
+    run_root, _ = run_dirs(exp_dir, "search", job.method, job.setting)
+    run_root.mkdir(parents=True, exist_ok=True)
+    with _locked(run_root / ".claim.lock"):
+        study = optuna.create_study(study_name=job.key, storage=storage(exp_dir), direction="maximize",
+                                    load_if_exists=True)
+        if not study.trials:
+            study.enqueue_trial(job.space.paper_point(job.setting))
+        else:
+            _release(study, None, exp_dir, job.key, run_root, count_retry=False)
+    return study
+
+
+def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, seeds: list[int],
+             resume: bool, on_search_done, at_once: bool = True,
+             workers: int | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """Run every job's search (those whose ``best`` is not known yet) and then its final seeds,
+    on ONE pool of ``workers`` processes; ``on_search_done(job, study, wall_s)`` sets the job's
+    ``best`` when its search ends. ``at_once``: a free worker takes a final run if one is
+    waiting (the longest work first), else a trial of the open study with the fewest trials
+    running, below its cap (:func:`~tune_lnl.search.studies.study_cap`); a setting's finals are
+    queued the moment its search ends. Otherwise the old order: one study at a time, then all
+    finals. A trial whose worker dies is released and continued from its checkpoint by another
+    worker; a final run is restarted from its checkpoint (at most
+    :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times each). Returns (method, setting) ->
+    seed -> metric history of the final runs that completed."""
     exp_dir = Path(exp_dir)
-    runs = []  # (job key, label, seed, config, run dir, TensorBoard dir)
-    for space, setting, config, seeds in jobs:
-        key = study_name(space.method, setting)
-        run_root, tb_root = run_dirs(exp_dir, "finals", space.method, setting)
-        for seed in seeds:
-            runs.append(((space.method, setting), f"{key} finals", seed, {**config, "seed": seed},
-                         run_root / f"seed_{seed}", tb_root / f"seed_{seed}"))
-    n, threads = workers_for(jobs[0][0], workers)
-    todo = [r for r in runs if not (r[4] / OUTCOME).exists()]  # not yet run to its end
-    print(f"finals: {len(runs)} runs ({len(jobs)} method/setting pairs; {len(runs) - len(todo)} already done), "
-          f"{n} at a time", flush=True)
+    n, threads = workers_for(jobs[0].space, workers)
+    pending_searches = [j for j in jobs if j.best is None]
+    searches = [_Search(j, _start_search(j, exp_dir), i) for i, j in enumerate(pending_searches)]
+    all_runs = [r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)]
+    finals = [r for r in all_runs if not (Path(r["run_dir"]) / OUTCOME).exists()] if at_once else []
+    n_final_total = len(seeds) * len(jobs)
+    deaths: dict[str, int] = {}
+    already = sum((Path(r["run_dir"]) / OUTCOME).exists() for j in jobs if j.best is not None
+                  for r in _final_runs(j, exp_dir, seeds))
+    print(f"{len(searches)} searches" + (f" ({num_samples} trials each)" if searches else "")
+          + f", {len(jobs)} x {len(seeds)} final runs ({already} already done); {n} worker processes "
+          f"({threads} thread(s) each); "
+          + ("every study at once" if at_once else "one study at a time, then the finals"), flush=True)
+    errors: list[str] = []  # a study that cannot produce a result does not stop the others
     ctx = mp.get_context("spawn")
-    procs: dict = {}
-    deaths: dict[Path, int] = {}
+    pool: dict[int, _Worker] = {}
+    restarts, budget = 0, n * (MAX_WORKER_RETRIES + 1) * max(1, len(jobs))
 
-    def start(run):
-        _, label, seed, cfg, run_dir, tb_dir = run
-        p = ctx.Process(target=_final_worker, args=(cfg, str(run_dir), str(tb_dir), label,
-                                                    str(exp_dir / FAILURES), threads))
+    def spawn(slot):
+        here, there = ctx.Pipe()
+        p = ctx.Process(target=_worker, args=(there, slot, threads))
         p.start()
-        procs[p.sentinel] = (p, run)
+        there.close()
+        pool[slot] = _Worker(p, here, slot)
 
-    try:
-        while todo or procs:
-            while todo and len(procs) < n:
-                start(todo.pop(0))
-            for sentinel in mp.connection.wait(list(procs)):
-                p, run = procs.pop(sentinel)
-                p.join()
-                _, label, seed, cfg, d, _ = run
-                if p.exitcode == 0 or (d / OUTCOME).exists():
+    def open_searches():
+        left = [x for x in searches if not x.ended]
+        return left if at_once else left[:1]
+
+    def next_task(w: _Worker):
+        if finals:
+            return finals.pop(0), None
+        open_ = open_searches()
+        # the per-study cap, from the searches open now (a study left alone may fill the machine)
+        cap = study_cap(open_[0].job.space.search["max_concurrent_per_study"], num_samples, n, len(open_)) \
+            if at_once and open_ else n
+        cands = [x for x in open_ if len(x.assigned) < cap and _claimable(x.study, num_samples) > x.pending()]
+        if not cands:
+            return None, None
+        x = min(cands, key=lambda x: (len(x.assigned), x.order))
+        if x.t0 is None:
+            x.t0 = time.monotonic()
+            print(f"[{x.job.key}] search starts: {num_samples} trials, at most {cap} at a time now, pruner "
+                  f"{x.job.space.search.get('pruner', 'successive_halving')}", flush=True)
+        x.assigned[w.slot] = False
+        return {"kind": "trial", "space": x.job.space, "setting": x.job.setting, "exp_dir": str(exp_dir),
+                "data_root": str(data_root), "num_samples": num_samples}, x
+
+    def end_searches():
+        for x in open_searches():
+            if not x.assigned and _claimable(x.study, num_samples) == 0:
+                x.ended = True
+                try:
+                    on_search_done(x.job, x.study, time.monotonic() - (x.t0 or time.monotonic()))
+                except SearchError as exc:  # e.g. no trial completed: no finals for it
+                    errors.append(str(exc))
                     continue
-                deaths[d] = deaths.get(d, 0) + 1
-                print(f"[{label}] worker of seed {seed} died (exit code {p.exitcode})", flush=True)
-                if deaths[d] <= MAX_WORKER_RETRIES:
-                    todo.insert(0, run)  # continues from its checkpoint
-                    continue
+                if at_once:
+                    finals.extend(r for r in _final_runs(x.job, exp_dir, seeds)
+                                  if not (Path(r["run_dir"]) / OUTCOME).exists())
+        if not at_once and not finals_released[0] and all(x.ended for x in searches):
+            finals_released[0] = True
+            finals.extend(r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)
+                          if not (Path(r["run_dir"]) / OUTCOME).exists())
+
+    finals_released = [at_once]
+
+    def handle(w: _Worker, msg) -> None:
+        if msg[0] == "claimed":
+            if msg[1] is None:  # nothing left to claim after all
+                w.search.assigned.pop(w.slot, None)
+                w.task = w.search = None
+            else:
+                w.search.assigned[w.slot] = True
+        else:  # done
+            if w.search is not None:
+                w.search.assigned.pop(w.slot, None)
+            w.task = w.search = None
+
+    def died(w: _Worker) -> None:
+        nonlocal restarts
+        w.proc.join()
+        del pool[w.slot]
+        if w.task is None and w.proc.exitcode == 0:
+            return
+        print(f"worker {w.proc.pid} died (exit code {w.proc.exitcode})"
+              + (f" during {w.task['label'] if w.task['kind'] == 'final' else w.search.job.key + ' search'}"
+                 if w.task else ""), flush=True)
+        if w.search is not None:
+            run_root, _ = run_dirs(exp_dir, "search", w.search.job.method, w.search.job.setting)
+            with _locked(run_root / ".claim.lock"):
+                # None: a trial asked for but not yet marked (the worker died inside the claim)
+                _release(w.search.study, {w.proc.pid, None}, exp_dir, w.search.job.key, run_root, count_retry=True)
+            w.search.assigned.pop(w.slot, None)
+        elif w.task is not None:
+            run = w.task
+            d = Path(run["run_dir"])
+            deaths[run["run_dir"]] = deaths.get(run["run_dir"], 0) + 1
+            if (d / OUTCOME).exists():
+                pass
+            elif deaths[run["run_dir"]] <= MAX_WORKER_RETRIES:
+                finals.insert(0, run)  # continues from its checkpoint
+            else:
                 d.mkdir(parents=True, exist_ok=True)
-                err = f"its worker process died {deaths[d]} times"
+                err = f"its worker process died {deaths[run['run_dir']]} times"
                 _write_outcome(d, {"state": "failed", "error": err})
-                log_failure(exp_dir / FAILURES, label, f"seed {seed}", "worker (retries exhausted)", err,
-                            len(read_history(d)), cfg, d)
+                log_failure(Path(run["failures"]), run["label"], f"seed {run['config']['seed']}",
+                            "worker (retries exhausted)", err, len(read_history(d)), run["config"], d)
+        if restarts < budget:
+            restarts += 1
+            spawn(w.slot)
+
+    last = time.monotonic()
+    for slot in range(n):
+        spawn(slot)
+    try:
+        while True:
+            end_searches()
+            for w in list(pool.values()):
+                if w.task is None:
+                    w.task, w.search = next_task(w)
+                    if w.task is None:
+                        break
+                    try:
+                        w.conn.send(w.task)
+                    except OSError:  # it died meanwhile: its sentinel says so below, and died() requeues
+                        pass
+            busy = [w for w in pool.values() if w.task is not None]
+            if not busy:
+                if all(x.ended for x in searches) and not finals:
+                    break
+                if not pool:
+                    raise SearchError(f"{exp_dir}: stopped with work left: worker processes kept dying; see "
+                                      f"{exp_dir / FAILURES} and the run folders")
+            ready = set(mp.connection.wait([w.conn for w in pool.values()] + [w.proc.sentinel for w in pool.values()],
+                                           timeout=5.0))
+            for w in list(pool.values()):
+                while w.conn in ready and w.conn.poll():
+                    try:
+                        handle(w, w.conn.recv())
+                    except (EOFError, OSError):
+                        break
+                if w.proc.sentinel in ready or not w.proc.is_alive():
+                    died(w)
+            if time.monotonic() - last >= 30.0:
+                last = time.monotonic()
+                done_finals = sum((Path(r["run_dir"]) / OUTCOME).exists() for j in jobs if j.best is not None
+                                  for r in _final_runs(j, exp_dir, seeds))
+                print(f"[status] searches ended {sum(x.ended for x in searches)}/{len(searches)}, trials running "
+                      f"{sum(len(x.assigned) for x in searches)}; finals done {done_finals}/{n_final_total}, "
+                      f"running {sum(w.task is not None and w.task['kind'] == 'final' for w in pool.values())}",
+                      flush=True)
     finally:
-        for p, _ in procs.values():  # interrupted (Ctrl-C): no orphaned workers
-            if p.is_alive():
-                p.terminate()
-            p.join()
+        for w in pool.values():  # idle workers stop at once (their pipe closes); busy ones are stopped
+            w.conn.close()
+        for w in pool.values():
+            w.proc.join(timeout=10 if w.task is None else 0)
+            if w.proc.is_alive():
+                w.proc.terminate()
+            w.proc.join()
     out: dict[tuple[str, str], dict[int, list[dict]]] = {}
-    for job, label, seed, _, d, _ in runs:
-        out.setdefault(job, {})
-        outcome = json.loads((d / OUTCOME).read_text())
-        if outcome["state"] != "complete":
-            print(f"[{label}] final run with seed {seed} FAILED; left out of the finals table", flush=True)
+    for job in jobs:
+        if job.best is None:  # its search ended without a result (in errors)
             continue
-        out[job][seed] = read_history(d)
-    for (method, setting), histories in out.items():
-        if not histories:
-            raise SearchError(f"[{study_name(method, setting)}] every final run failed: see {exp_dir / FAILURES}")
+        out[(job.method, job.setting)] = {}
+        for run in _final_runs(job, exp_dir, seeds):
+            d = Path(run["run_dir"])
+            outcome = json.loads((d / OUTCOME).read_text())
+            if outcome["state"] != "complete":
+                print(f"[{run['label']}] final run with seed {run['config']['seed']} FAILED; left out of the finals "
+                      f"table", flush=True)
+                continue
+            out[(job.method, job.setting)][run["config"]["seed"]] = read_history(d)
+        if not out[(job.method, job.setting)]:
+            errors.append(f"[{job.key}] every final run failed: see {exp_dir / FAILURES}")
+    if errors:
+        raise SearchError("; ".join(errors))
     return out

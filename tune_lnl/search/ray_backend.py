@@ -8,13 +8,21 @@ on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.search.o
   analyses see which trials really finished.
 * The study lives in ``<experiment>/optuna.db`` (SQLite; one study per method and setting,
   named ``<method>/<setting>``); Ray's trials in ``search/<method>/<setting>/``.
+* Every study at once (:func:`run_jobs`): a pool of driver processes (at most one per trial
+  slot), each running a study's search (at most its cap of trials at a time) or a setting's
+  finals on the same cluster; Ray places all their trials. Every result line names the Ray node
+  that ran it (``node_id``).
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import re
 import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from optuna.trial import TrialState
@@ -29,9 +37,10 @@ from ..methods.ray_adapter import MethodTrainable
 from ..methods.registry import BUILTIN
 from ..plugins import load_object
 from ..results.runs import sqlite_url
+from ..results.storage import join, pull, remote_exists
 from ..results.tensorboard import RunWriter
-from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, distributions, log_failure, rungs, run_dirs,
-                      setting_seed, slots, study_name)
+from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, Job, distributions, log_failure, rungs, run_dirs,
+                      setting_seed, slots, study_cap, study_name)
 
 log = logging.getLogger("tune_lnl")
 
@@ -166,13 +175,19 @@ class ProgressCallback(tune.Callback):
 
 
 
-
 storage_url = sqlite_url
+
+
+def rdb_storage(exp_dir: Path):
+    """The experiment's ``optuna.db``, waiting up to a minute for a lock: with every study at
+    once, several driver processes write their studies into it."""
+    import optuna
+    return optuna.storages.RDBStorage(storage_url(exp_dir), engine_kwargs={"connect_args": {"timeout": 60}})
 
 
 def load_study(exp_dir: Path, key: str):
     import optuna
-    return optuna.load_study(study_name=key, storage=storage_url(exp_dir))
+    return optuna.load_study(study_name=key, storage=rdb_storage(exp_dir))
 
 
 def trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> tuple[dict, int]:
@@ -209,23 +224,38 @@ def _run_config(storage: Path, name: str, label: str, total: int, base: dict, tb
                    ProgressCallback(label, total), FailureLog(failures, label)])
 
 
-def _restore_or_new(run_dir: Path, trainable, resume: bool, label: str, new_tuner):
+def _where(exp_dir: Path, part: str, method: str, setting: str, remote: str | None) -> tuple[str, str]:
+    """``(storage path, run path)`` of one Tune run: ``<experiment>/<part>/<method>`` and its
+    ``<setting>`` folder, in the remote folder when the storage is a URI."""
+    base = join(remote, part, method) if remote else str(Path(exp_dir) / part / method)
+    return base, (join(remote, part, method, setting) if remote else str(Path(base) / setting))
+
+
+def _restore_or_new(run_path: str, remote: str | None, trainable, resume: bool, label: str, new_tuner):
     """``Tuner.restore`` of an interrupted run (finished trials kept, running ones continue from
     their last checkpoint), else a new Tuner from ``new_tuner()``."""
-    if resume and (run_dir / "tuner.pkl").exists():
-        print(f"[{label}] resuming from {run_dir}", flush=True)
-        return tune.Tuner.restore(str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    pkl = join(run_path, "tuner.pkl") if remote else str(Path(run_path) / "tuner.pkl")
+    if resume and (remote_exists(pkl) if remote else Path(pkl).exists()):
+        print(f"[{label}] resuming from {run_path}", flush=True)
+        return tune.Tuner.restore(run_path, trainable=trainable, resume_unfinished=True, resume_errored=True)
     return new_tuner()
 
 
+def _fetch(run_path: str, remote: str | None, run_root: Path) -> None:
+    """With a URI: the run's result lines (not its checkpoints) into the working copy."""
+    if remote:
+        pull(run_path, run_root)
+
+
 def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
-                   resume: bool = False):
-    """Run (or resume) the search of one method's setting; returns the Optuna study."""
-    import optuna
+                   resume: bool = False, cap: int | None = None, remote: str | None = None):
+    """Run (or resume) the search of one method's setting, at most ``cap`` trials at a time
+    (default: as many as the cluster has slots); returns the Optuna study."""
     base = space.base_config(setting, str(data_root))
     key = study_name(space.method, setting)
     run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
     request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    concurrency = min(concurrency, cap or concurrency)
     trainable = _trainable(space, base, request)
 
     def new_tuner():
@@ -234,7 +264,7 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
         searcher = PruningOptunaSearch(
             space=distributions(space, setting),
             metric=METRIC, mode="max", points_to_evaluate=[space.paper_point(setting)],
-            storage=optuna.storages.RDBStorage(storage_url(exp_dir)), study_name=key,
+            storage=rdb_storage(exp_dir), study_name=key,
             seed=setting_seed(space.search["seed"], key), early_stopped=early)
         grace, rf = rungs(space, epochs)
         scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs, grace_period=grace,
@@ -244,19 +274,21 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
             tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
                                         num_samples=num_samples, max_concurrent_trials=concurrency,
                                         reuse_actors=True),
-            run_config=_run_config(run_root.parent, setting, key, num_samples, base, tb_root, exp_dir / FAILURES))
+            run_config=_run_config(storage, setting, key, num_samples, base, tb_root, exp_dir / FAILURES))
 
-    tuner = _restore_or_new(run_root, trainable, resume, f"{key} search", new_tuner)
+    storage, run_path = _where(exp_dir, "search", space.method, setting, remote)
+    tuner = _restore_or_new(run_path, remote, trainable, resume, f"{key} search", new_tuner)
     print(f"[{key}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
           flush=True)
     tuner.fit()
+    _fetch(run_path, remote, run_root)
     return load_study(exp_dir, key)
 
 
 
 
 def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path, seeds: list[int],
-                   resume: bool = False) -> dict[int, list[dict]]:
+                   resume: bool = False, remote: str | None = None) -> dict[int, list[dict]]:
     """Retrain ``config`` with each seed (all epochs, no pruning); returns seed -> metric history."""
     base = {k: v for k, v in config.items() if k != "seed"}
     key = study_name(space.method, setting)
@@ -268,12 +300,14 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
         return tune.Tuner(
             trainable, param_space={"seed": tune.grid_search(seeds)},
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, reuse_actors=True),
-            run_config=_run_config(run_root.parent, setting, f"{key} finals", len(seeds), base, tb_root,
+            run_config=_run_config(storage, setting, f"{key} finals", len(seeds), base, tb_root,
                                    exp_dir / FAILURES))
 
-    tuner = _restore_or_new(run_root, trainable, resume, f"{key} finals", new_tuner)
+    storage, run_path = _where(exp_dir, "finals", space.method, setting, remote)
+    tuner = _restore_or_new(run_path, remote, trainable, resume, f"{key} finals", new_tuner)
     print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
     results = tuner.fit()
+    _fetch(run_path, remote, run_root)
     histories = {}
     for r in results:
         if r.error or (r.metrics or {}).get("failed"):  # listed in failures.jsonl; left out of the table
@@ -287,11 +321,138 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
     return histories
 
 
-def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False) -> dict[tuple[str, str], dict[int, list[dict]]]:
+def finals_many(jobs: list[tuple], exp_dir: Path, resume: bool = False,
+                remote: str | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
     """The finals of several methods and settings (``jobs``: ``(space, setting, config, seeds)``
     each), one Tune run after another; returns (method, setting) -> seed -> metric history."""
-    return {(space.method, setting): finals_setting(space, setting, config, exp_dir, seeds, resume=resume)
+    return {(space.method, setting): finals_setting(space, setting, config, exp_dir, seeds, resume=resume,
+                                                    remote=remote)
             for space, setting, config, seeds in jobs}
 
 
+# -- every study at once: one Ray driver process per running study -----------------------------
+# Ray Tune is not thread-safe (two Tuner.fit in threads of one process break each other), so
+# each running study has a driver process of its own, connected to the same cluster; Ray
+# schedules all their trials on the cluster's slots.
 
+def _unique_staging_folders() -> None:
+    """Tune stages a run's driver-side files (trial results, experiment state) in
+    ``<Ray session>/artifacts/<start second>/<run name>/`` and uploads that whole folder into
+    the run's storage folder. Our runs are named after their setting, so two drivers starting
+    ``ce`` and ``coteaching`` on ``sym-0.4`` in the same second would share one staging folder and
+    upload each other's trials (seen here). The start stamp gets this process's id, in this
+    process only: it is kept in the run's state (trials, ``--resume``), so it stays unique."""
+    from ray.train._internal.storage import StorageContext
+    init = StorageContext.__init__
+    if getattr(init, "tune_lnl_unique", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._timestamp = f"{self._timestamp}-{os.getpid()}"
+
+    __init__.tune_lnl_unique = True
+    StorageContext.__init__ = __init__
+
+
+def _exit_with_parent() -> None:
+    """A driver process's watchdog: exit when the experiment's main process is gone (killed
+    alone), idle or inside a Tune run; Ray stops this driver's trials with it, and ``--resume``
+    continues them from their checkpoints."""
+    parent = mp.parent_process()
+    while parent is not None:
+        time.sleep(2.0)
+        if not parent.is_alive():
+            print(f"driver {os.getpid()}: the main process {parent.pid} is gone; exiting (--resume continues)",
+                  flush=True)
+            os._exit(3)
+
+
+def _connect(address: str, runtime_env: dict | None) -> None:
+    import threading
+
+    import ray
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    _unique_staging_folders()
+
+
+def _search_task(job: Job, exp_dir: Path, data_root: Path, num_samples: int, resume: bool, cap: int,
+                 remote: str | None) -> float:
+    t0 = time.monotonic()
+    search_setting(job.space, job.setting, exp_dir, data_root, num_samples, resume=resume, cap=cap, remote=remote)
+    return time.monotonic() - t0
+
+
+def _finals_task(job: Job, exp_dir: Path, seeds: list[int], resume: bool, remote: str | None) -> dict[int, list[dict]]:
+    return finals_setting(job.space, job.setting, job.best["config"], exp_dir, seeds, resume=resume, remote=remote)
+
+
+def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, seeds: list[int], resume: bool,
+             on_search_done, at_once: bool = True, runtime_env: dict | None = None,
+             remote: str | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """Every job's search (those whose ``best`` is not known yet; ``on_search_done(job, study,
+    wall_s)`` sets it), then its final seeds. ``at_once``: up to one driver process per slot of
+    the cluster (never more than there are jobs) each runs a study's search, at most
+    :func:`~tune_lnl.search.studies.study_cap` trials at a time, or a setting's finals, which are
+    taken first as soon as its search has ended. Otherwise one study after another in this
+    process, then the finals. Returns (method, setting) -> seed -> metric history."""
+    import ray
+    if not at_once:
+        for job in jobs:
+            if job.best is None:
+                t0 = time.monotonic()
+                study = search_setting(job.space, job.setting, exp_dir, data_root, num_samples, resume=resume,
+                                       remote=remote)
+                on_search_done(job, study, time.monotonic() - t0)
+        return finals_many([(j.space, j.setting, j.best["config"], seeds) for j in jobs], exp_dir, resume=resume,
+                           remote=remote)
+    space = jobs[0].space
+    _, n_slots = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    searches = deque(j for j in jobs if j.best is None)
+    finals = deque(j for j in jobs if j.best is not None)
+    n_drivers = max(1, min(len(jobs), n_slots))
+    rdb_storage(exp_dir)  # creates the tables once, before several drivers open the file
+    print(f"{len(searches)} searches ({num_samples} trials each) and {len(jobs)} x {len(seeds)} final runs on "
+          f"{n_slots} trial slots; {n_drivers} driver processes; every study at once", flush=True)
+    out: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    errors: list[str] = []  # a study that cannot produce a result does not stop the others
+    gcs = ray.get_runtime_context().gcs_address
+    ex = ProcessPoolExecutor(n_drivers, mp_context=mp.get_context("spawn"), initializer=_connect,
+                             initargs=(gcs, runtime_env))
+    running: dict = {}
+    try:
+        while searches or finals or running:
+            while len(running) < n_drivers and (searches or finals):
+                if finals:  # the longest work first
+                    job = finals.popleft()
+                    running[ex.submit(_finals_task, job, exp_dir, seeds, resume, remote)] = ("finals", job)
+                else:  # its cap from the searches still open now (a Tune run keeps it to its end)
+                    job = searches.popleft()
+                    still_open = len(searches) + 1 + sum(kind == "search" for kind, _ in running.values())
+                    cap = study_cap(job.space.search["max_concurrent_per_study"], num_samples, n_slots, still_open)
+                    running[ex.submit(_search_task, job, exp_dir, data_root, num_samples, resume,
+                                      cap, remote)] = ("search", job)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                kind, job = running.pop(f)
+                try:
+                    result = f.result()
+                    if kind == "search":
+                        on_search_done(job, load_study(exp_dir, job.key), result)
+                        finals.append(job)
+                    else:
+                        out[(job.method, job.setting)] = result
+                except BrokenProcessPool:
+                    raise SearchError("a driver process of the experiment died; --resume continues every study "
+                                      "from its last checkpoints") from None
+                except SearchError as exc:
+                    errors.append(str(exc))
+    finally:
+        if running:  # interrupted or failed: stop the other drivers now (Ray stops their trials)
+            for proc in list(getattr(ex, "_processes", {}).values()):
+                proc.terminate()
+        ex.shutdown(wait=True, cancel_futures=True)
+    if errors:
+        raise SearchError("; ".join(errors))
+    return out

@@ -1,17 +1,24 @@
-"""What both search backends share, without Ray: study names and seeds, the search space as
-Optuna distributions, the paper's point, the pruner's rungs, trial slots from the resources,
-run-folder paths, the selected config, failure records and throughput statistics."""
+"""What both search backends share, without Ray: the studies of an experiment (:class:`Job`),
+their names and seeds, the search space as Optuna distributions, the pruner's rungs, trial slots
+from the resources, how many trials one study may run at once while every study runs at once
+(:func:`study_cap`), run-folder paths, the selected config, what a finished search records
+(:func:`finish_search`), failure records and throughput statistics."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import zlib
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..results.runs import study_name
+from ..errors import SearchError
+from ..results.runs import atomic_write, study_name
 
-__all__ = ["METRIC", "FAILURES", "MAX_WORKER_RETRIES", "setting_seed", "study_name", "distributions", "rungs",
-           "slots", "run_dirs", "best_config", "log_failure", "search_stats"]
+__all__ = ["METRIC", "FAILURES", "MAX_WORKER_RETRIES", "Job", "setting_seed", "study_name", "distributions",
+           "rungs", "slots", "study_cap", "run_dirs", "best_config", "searched_best", "finish_search",
+           "log_failure", "search_stats"]
 
 #: what trials report, what the pruner compares and what Optuna records: the running maximum of
 #: the configured proxy (test accuracy never enters)
@@ -20,6 +27,24 @@ METRIC = "proxy_best"
 FAILURES = "failures.jsonl"
 #: how often a trial whose worker process died is restarted from its last checkpoint
 MAX_WORKER_RETRIES = 2
+
+
+@dataclass
+class Job:
+    """One (method, setting) of an experiment: its search (unless ``best`` is known already: a
+    finished search, or the paper's values with ``--paper-only``), then its final seeds.
+    ``best``: ``{"config": full run config, "proxy_best": ..., ...}``, set when the search ends."""
+    space: object  # SpaceConfig
+    setting: str
+    best: dict | None = None
+
+    @property
+    def method(self) -> str:
+        return self.space.method
+
+    @property
+    def key(self) -> str:
+        return study_name(self.space.method, self.setting)
 
 
 def setting_seed(seed: int, setting: str) -> int:
@@ -49,6 +74,18 @@ def slots(cpus: float, gpus: float, cpus_per_trial: float, gpus_per_trial: float
     return cpt, n
 
 
+def study_cap(cap, num_samples: int, n_slots: int, n_studies: int) -> int:
+    """Trials one study runs at once when every study of the experiment runs at once.
+    ``cap``: ``search.max_concurrent_per_study`` (an int, or ``"auto"``). ``auto`` is
+    ``max(ceil(sqrt(num_samples)), ceil(slots / studies))``: TPE learns only from finished
+    trials, and sqrt(n) at a time splits a study of n trials into about sqrt(n) rounds of sqrt(n)
+    (as many rounds as trials per round); but never fewer than an even share of the slots, so a
+    lone study (or one of few) still fills the machine. Never more than the slots."""
+    if cap == "auto":
+        cap = max(math.ceil(math.sqrt(num_samples)), math.ceil(n_slots / max(1, n_studies)))
+    return max(1, min(int(cap), n_slots))
+
+
 def run_dirs(exp_dir: Path, part: str, method: str, setting: str) -> tuple[Path, Path]:
     """``(runs folder, TensorBoard folder)`` of one method's setting; ``part``: search or finals."""
     exp_dir = Path(exp_dir)
@@ -58,6 +95,34 @@ def run_dirs(exp_dir: Path, part: str, method: str, setting: str) -> tuple[Path,
 def best_config(space, setting: str, study, data_root) -> dict:
     """The full run config of the study's best COMPLETE trial (by the proxy only)."""
     return {**space.base_config(setting, str(data_root)), **study.best_trial.params}
+
+
+def searched_best(job: Job, study, data_root) -> dict:
+    """``job.best`` from a finished study: its best COMPLETE trial by the proxy."""
+    try:
+        bt = study.best_trial
+    except ValueError:
+        raise SearchError(f"[{job.key}] no trial completed; see the trials in search/{job.key}") from None
+    print(f"[{job.key}] best by proxy: trial {bt.number}, {METRIC} {bt.value:.4f}, {bt.params}", flush=True)
+    return {"config": best_config(job.space, job.setting, study, data_root), "proxy_best": float(bt.value),
+            "optuna_trial": bt.number, "trial_states": dict(Counter(t.state.name for t in study.trials))}
+
+
+def finish_search(job: Job, study, exp_dir: Path, data_root, num_samples: int, wall_s: float, backend: str,
+                  resumed: bool) -> dict:
+    """A search has ended: write its ``search_stats.json`` and ``.done`` (a finished search is
+    never rerun) and return its best (see :func:`searched_best`)."""
+    folder, _ = run_dirs(exp_dir, "search", job.method, job.setting)
+    stats = search_stats(folder, study, num_samples, int(job.space.base_config(job.setting, "")["epochs"]),
+                         wall_s, backend)
+    stats["resumed"] = bool(resumed)  # then wall_s covers only this part
+    atomic_write(folder / "search_stats.json", json.dumps(stats, indent=1) + "\n")
+    print(f"[{job.key}] {stats['trial_epochs']} trial-epochs in {stats['wall_s']:.0f} s "
+          f"({stats['trial_epochs_per_s']} per s); pruning saved {100 * stats['pruning_saved']:.0f}% "
+          f"of {stats['trial_epochs_without_pruning']}", flush=True)
+    best = searched_best(job, study, data_root)
+    (folder / ".done").touch()
+    return best
 
 
 def log_failure(path: Path, label: str, trial, kind: str, error: str, epoch, config: dict, trial_dir) -> None:

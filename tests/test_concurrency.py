@@ -1,0 +1,91 @@
+"""Every study of an experiment at once (the default) against the old order (one study after
+another, then the finals: ``--one-study-at-a-time``). The default's overlap is checked on the
+suite's smoke searches (tests/test_search_smoke.py); here the old order on both backends, read
+from the runs' own start and stop times, and the per-study limit's rule by hand."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tune_lnl.search.studies import study_cap
+
+
+@pytest.mark.parametrize("n, slots, studies, cap, expected", [
+    (50, 64, 30, "auto", 8),    # ceil(sqrt(50)) = 8 > ceil(64 / 30) = 3
+    (50, 64, 1, "auto", 64),    # a lone study fills the machine
+    (50, 64, 4, "auto", 16),    # ceil(64 / 4) = 16 > 8
+    (4, 2, 6, "auto", 2),       # ceil(sqrt(4)) = 2
+    (20, 2, 6, "auto", 2),      # never more than the slots
+    (50, 64, 30, 3, 3),         # the file's number
+    (50, 2, 30, 5, 2),          # ... but never more than the slots
+])
+def test_study_cap_by_hand(n, slots, studies, cap, expected):
+    assert study_cap(cap, n, slots, studies) == expected
+
+
+def _runs(folder: Path) -> list[tuple[float, float]]:
+    spans = []
+    for f in sorted(folder.glob("*/result.json")):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        spans.append((rows[0]["end_time"] - rows[0]["epoch_time"], rows[-1]["end_time"]))
+    return spans
+
+
+@pytest.mark.parametrize("backend", ["optuna", "ray"])
+def test_one_study_at_a_time_keeps_the_old_order(tmp_path, repo, data_root, backend):
+    settings = ["sym-0.4", "pair-0.45"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    cmd = [sys.executable, "-m", "tune_lnl.search", "--space", "search_spaces/compare_mnist.yaml", "--smoke",
+           "--methods", "ce", "--settings", *settings, "--num-samples", "3", "--seeds", "2",
+           "--one-study-at-a-time", "--backend", backend, "--data-root", str(data_root), "--storage-path", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "compare_mnist-smoke"
+    first, second = (_runs(exp / "search" / "ce" / s) for s in settings)
+    finals = [span for s in settings for span in _runs(exp / "finals" / "ce" / s)]
+    assert len(first) == len(second) == 3 and len(finals) == 4
+    assert max(e for _, e in first) <= min(s for s, _ in second)  # the second study waited for the first
+    assert max(e for _, e in first + second) <= min(s for s, _ in finals)  # the finals for every search
+    assert (exp / "finals.csv").read_text().count("\nce,") == 4
+
+
+ALL_DIVERGE = {
+    "name": "half", "method": "ce", "dataset": "mnist",
+    "search": {"num_samples": 2, "seed": 0, "grace_period": 1, "reduction_factor": 2},
+    "finals": {"seeds": 1, "last_k": 1},
+    "fixed": {"epochs": 2},
+    "space": {"lr": {"choices": [1.0e-3, 2.0e-3]}},
+    "paper": {"lr": 1.0e-3},
+    "settings": {
+        "sym-0.2": {"noise": {"type": "symmetric", "rate": 0.2},
+                    # Adam with lr 1e30: NaN in the first epoch, every trial of this study FAILs
+                    "space": {"lr": {"choices": [1.0e+30]}}, "paper": {"lr": 1.0e+30}},
+        "pair-0.2": {"noise": {"type": "pairflip", "rate": 0.2}}},
+    "smoke": {"train_subset": 1000, "test_subset": 500, "num_samples": 2, "seeds": 1, "grace_period": 1,
+              "reduction_factor": 2},
+}
+
+
+@pytest.mark.parametrize("backend", ["optuna", "ray"])
+def test_a_study_without_a_result_does_not_stop_the_others(tmp_path, repo, data_root, backend):
+    """Every trial of one study diverges: the experiment ends with an error naming that study
+    (exit 2), after the other study has searched and run its finals."""
+    import yaml
+    space = tmp_path / "half.yaml"
+    space.write_text(yaml.safe_dump(ALL_DIVERGE))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.run([sys.executable, "-m", "tune_lnl.search", "--space", str(space), "--smoke", "--backend",
+                           backend, "--data-root", str(data_root), "--storage-path", str(tmp_path)],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "[ce/sym-0.2] no trial completed" in error and "pair-0.2" not in error
+    exp = tmp_path / "half-smoke"
+    assert (exp / "search" / "ce" / "pair-0.2" / ".done").exists()
+    assert len(_runs(exp / "finals" / "ce" / "pair-0.2")) == 1  # its final seed ran to the end
+    assert not (exp / "finals" / "ce" / "sym-0.2").exists()
+    lines = (exp / "finals" / "ce" / "pair-0.2").glob("*/result.json")
+    assert [len(f.read_text().splitlines()) for f in lines] == [2]
