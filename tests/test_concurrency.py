@@ -89,3 +89,19 @@ def test_a_study_without_a_result_does_not_stop_the_others(tmp_path, repo, data_
     assert not (exp / "finals" / "ce" / "sym-0.2").exists()
     lines = (exp / "finals" / "ce" / "pair-0.2").glob("*/result.json")
     assert [len(f.read_text().splitlines()) for f in lines] == [2]
+
+
+def test_resume_retries_final_runs_whose_worker_kept_dying_but_not_failed_methods(tmp_path):
+    """A final run whose worker died past its retries (killed, out of memory) ran out of chances
+    in that search; ``--resume`` gives it another (from its checkpoint), as Ray's
+    ``resume_errored`` does. A run the method itself failed (divergence) stays failed."""
+    from tune_lnl.search.optuna_backend import OUTCOME, _ended
+    worker, method = tmp_path / "seed_1", tmp_path / "seed_2"
+    for d, outcome in ((worker, {"state": "failed", "error": "its worker process died 3 times", "kind": "worker"}),
+                       (method, {"state": "failed", "error": "training loss is nan", "epoch": 1})):
+        d.mkdir()
+        (d / OUTCOME).write_text(json.dumps(outcome))
+    assert _ended({"run_dir": str(worker)}) and _ended({"run_dir": str(method)})  # within the search
+    assert not _ended({"run_dir": str(worker)}, resume=True) and not (worker / OUTCOME).exists()
+    assert _ended({"run_dir": str(method)}, resume=True)
+    assert not _ended({"run_dir": str(tmp_path / "seed_3")}, resume=True)  # never started

@@ -338,6 +338,19 @@ class _Worker:
     search: _Search | None = None
 
 
+def _ended(run: dict, resume: bool = False) -> bool:
+    """Has this final run ended (``outcome.json``)? With ``resume``, a run whose worker kept
+    dying (killed, out of memory: not the method's fault) is given another chance from its
+    checkpoint: its outcome is removed (like Ray's ``resume_errored``)."""
+    f = Path(run["run_dir"]) / OUTCOME
+    if not f.exists():
+        return False
+    if resume and json.loads(f.read_text()).get("kind") == "worker":
+        f.unlink()
+        return False
+    return True
+
+
 def _final_runs(job: Job, exp_dir: Path, seeds: list[int]) -> list[dict]:
     key = job.key
     run_root, tb_root = run_dirs(exp_dir, "finals", job.method, job.setting)
@@ -379,10 +392,10 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
     pending_searches = [j for j in jobs if j.best is None]
     searches = [_Search(j, _start_search(j, exp_dir), i) for i, j in enumerate(pending_searches)]
     all_runs = [r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)]
-    finals = [r for r in all_runs if not (Path(r["run_dir"]) / OUTCOME).exists()] if at_once else []
+    finals = [r for r in all_runs if not _ended(r, resume)] if at_once else []
     n_final_total = len(seeds) * len(jobs)
     deaths: dict[str, int] = {}
-    already = sum((Path(r["run_dir"]) / OUTCOME).exists() for j in jobs if j.best is not None
+    already = sum(_ended(r, resume) for j in jobs if j.best is not None
                   for r in _final_runs(j, exp_dir, seeds))
     print(f"{len(searches)} searches" + (f" ({num_samples} trials each)" if searches else "")
           + f", {len(jobs)} x {len(seeds)} final runs ({already} already done); {n} worker processes "
@@ -434,11 +447,11 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                     continue
                 if at_once:
                     finals.extend(r for r in _final_runs(x.job, exp_dir, seeds)
-                                  if not (Path(r["run_dir"]) / OUTCOME).exists())
+                                  if not _ended(r, resume))
         if not at_once and not finals_released[0] and all(x.ended for x in searches):
             finals_released[0] = True
             finals.extend(r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)
-                          if not (Path(r["run_dir"]) / OUTCOME).exists())
+                          if not _ended(r, resume))
 
     finals_released = [at_once]
 
@@ -480,7 +493,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
             else:
                 d.mkdir(parents=True, exist_ok=True)
                 err = f"its worker process died {deaths[run['run_dir']]} times"
-                _write_outcome(d, {"state": "failed", "error": err})
+                _write_outcome(d, {"state": "failed", "error": err, "kind": "worker"})
                 log_failure(Path(run["failures"]), run["label"], f"seed {run['config']['seed']}",
                             "worker (retries exhausted)", err, len(read_history(d)), run["config"], d)
         if restarts < budget:
