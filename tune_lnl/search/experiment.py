@@ -168,7 +168,9 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     lock = lock_experiment(exp_dir)  # held until this function returns or the process ends (also SIGKILL)
     try:
         if resume:
-            if yaml.safe_load(man_path.read_text()) != json.loads(json.dumps(wanted)):
+            # the space's content decides, not where its file lies (another checkout, another machine)
+            held = {k: v for k, v in yaml.safe_load(man_path.read_text()).items() if k != "space_file"}
+            if held != {k: v for k, v in json.loads(json.dumps(wanted)).items() if k != "space_file"}:
                 raise ConfigError(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, "
                                   f"budget or --smoke differ)")
         elif man_path.exists():
