@@ -391,12 +391,12 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
     n, threads = workers_for(jobs[0].space, workers)
     pending_searches = [j for j in jobs if j.best is None]
     searches = [_Search(j, _start_search(j, exp_dir), i) for i, j in enumerate(pending_searches)]
-    all_runs = [r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)]
-    finals = [r for r in all_runs if not _ended(r, resume)] if at_once else []
+    known = [r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)]
+    todo = [r for r in known if not _ended(r, resume)]  # (each outcome read once: _ended may remove it)
+    already = len(known) - len(todo)
+    finals = todo if at_once else []  # one at a time: the finals wait for every search
     n_final_total = len(seeds) * len(jobs)
     deaths: dict[str, int] = {}
-    already = sum(_ended(r, resume) for j in jobs if j.best is not None
-                  for r in _final_runs(j, exp_dir, seeds))
     print(f"{len(searches)} searches" + (f" ({num_samples} trials each)" if searches else "")
           + f", {len(jobs)} x {len(seeds)} final runs ({already} already done); {n} worker processes "
           f"({threads} thread(s) each); "
@@ -437,6 +437,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                 "data_root": str(data_root), "num_samples": num_samples}, x
 
     def end_searches():
+        nonlocal finals_released
         for x in open_searches():
             if not x.assigned and _claimable(x.study, num_samples) == 0:
                 x.ended = True
@@ -448,12 +449,12 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                 if at_once:
                     finals.extend(r for r in _final_runs(x.job, exp_dir, seeds)
                                   if not _ended(r, resume))
-        if not at_once and not finals_released[0] and all(x.ended for x in searches):
-            finals_released[0] = True
+        if not finals_released and all(x.ended for x in searches):
+            finals_released = True
             finals.extend(r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)
                           if not _ended(r, resume))
 
-    finals_released = [at_once]
+    finals_released = at_once
 
     def handle(w: _Worker, msg) -> None:
         if msg[0] == "claimed":
