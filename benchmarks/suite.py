@@ -128,6 +128,29 @@ def timed(fn, repeats: int, warmup: int, device: torch.device, what: str) -> tup
     return statistics.median(times), times
 
 
+def timed_interleaved(fns: dict, repeats: int, warmup: int, device: torch.device) -> dict:
+    """Median wall time of each of ``fns`` (name -> callable) over ``repeats`` rounds, the
+    callables taking turns within a round (first-to-last in even rounds, last-to-first in odd
+    ones) after ``warmup`` untimed rounds: this machine's speed drifts by tens of percent over
+    minutes, and a ratio of two cells measured minutes apart carries that drift whole."""
+    names = list(fns)
+    for i in range(warmup):
+        for name in names:
+            fns[name]()
+            sync(device)
+        log(f"    warm-up {i + 1}/{warmup} done ({', '.join(names)})")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            sync(device)
+            t0 = time.perf_counter()
+            fns[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+        log(f"    round {i + 1}/{repeats}: " + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in names))
+    return {name: (statistics.median(t), t) for name, t in times.items()}
+
+
 # -- building the method --------------------------------------------------------------------------
 def space_path(method: str, workload: str) -> Path:
     return ROOT / "search_spaces" / f"{method}_{workload}.yaml"
@@ -211,7 +234,7 @@ class Floor:
             idx = perm[start:start + self.bs]
             if idx.numel() < 2:  # as the method's batching: BatchNorm needs two samples
                 continue
-            xb = self.x[idx].float().div_(255.0)
+            xb = self.x.index_select(0, idx).float().div_(255.0)  # the gather the methods use
             yb = self.y[idx]
             for net, opt in zip(self.nets, self.opts):
                 loss = F.cross_entropy(net(xb), yb)
@@ -399,23 +422,25 @@ def measure_one(method_name: str, workload: str, args) -> dict:
         f"augment {cfg.get('augment')}, {n_train} training images, epoch index {method.epoch}")
 
     prime(method)
-    log(f"{tag} ours (train_epoch)")
     def under_amp(fn):  # the run config's amp, applied as Method.step applies it
         def run():
             with method.autocast():
                 return fn()
         return run
 
-    ours_s, ours_raw = timed(under_amp(method.train_epoch), args.repeats, args.warmup, device, "ours")
     log(f"{tag} evaluate")
     eval_s, eval_raw = timed(under_amp(method.evaluate), args.repeats, args.warmup, device, "evaluate")
+    log(f"{tag} ours (train_epoch) and floor ({len(nets)} x {cfg['model']}, plain CE), taking turns")
+    floor = Floor(method)
+    cells = timed_interleaved({"ours": under_amp(method.train_epoch), "floor": floor.epoch},
+                              args.repeats, args.warmup, device)
+    (ours_s, ours_raw), (floor_s, floor_raw) = cells["ours"], cells["floor"]
     rss_ours = peak_rss_mib()
     gpu_ours = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-
-    log(f"{tag} floor ({len(nets)} x {cfg['model']}, plain CE)")
-    floor = Floor(method)
-    floor_s, floor_raw = timed(floor.epoch, args.repeats, args.warmup, device, "floor")
     del floor
+    if args.no_usual:
+        return finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
+                          floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, None, None, [])
 
     log(f"{tag} usual (PIL transforms, DataLoader with {args.workers} workers)")
     check_usual_images(workload, method, args.data_root)
@@ -431,12 +456,23 @@ def measure_one(method_name: str, workload: str, args) -> dict:
     usual_s, usual_raw = timed(under_amp(usual_epoch), args.repeats, args.warmup, device, "usual")
     usual_first = statistics.median(firsts[args.warmup:])
     del method.train_batches
+    return finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
+                      floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, usual_s, usual_first, usual_raw)
 
+
+def finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
+               floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, usual_s, usual_first, usual_raw) -> dict:
+    """The row: measured figures, and extrapolated to the full pool; usual figures None when
+    the usual feed was not run (``--no-usual``)."""
+    tag = f"[{workload}/{method_name}]"
+    d, cfg = method.data, method.cfg
+    n_train, bs = d.n_train, int(cfg["batch_size"])
+    nets = method.eval_models()
     # extrapolation to the full training pool (training images scale with the pool)
     # usual: the time to the first batch (worker start-up + that batch's loading) happens once
     # per epoch; everything after it (training on all n_train images, loading the rest) scales
     scale = FULL_POOL[workload] / pool
-    usual_x = usual_first + max(0.0, usual_s - usual_first) * scale
+    usual_x = None if usual_s is None else usual_first + max(0.0, usual_s - usual_first) * scale
     row = {
         "method": method_name, "workload": workload, "setting": cfg["setting"], "model": cfg["model"],
         "networks": len(nets), "augment": bool(cfg.get("augment", False)), "epoch_index": args.epoch,
@@ -451,12 +487,15 @@ def measure_one(method_name: str, workload: str, args) -> dict:
         "evaluate_s": eval_s * scale if workload == "cifar10" else eval_s,
         "rss_imports_mib": rss_imports, "peak_rss_mib": rss_ours, "peak_rss_end_mib": peak_rss_mib(),
         "peak_gpu_mib": gpu_ours,
-        "usual_check": "ok",
+        "usual_check": "ok" if usual_s is not None else "not run",
     }
     row["ours_over_floor"] = row["ours_s"] / row["floor_s"]
-    row["usual_over_ours"] = row["usual_s"] / row["ours_s"]
+    # the per-round ratios (ours and floor of one round ran back to back)
+    row["ours_over_floor_rounds"] = [o / f for o, f in zip(ours_raw, floor_raw)]
+    row["usual_over_ours"] = None if usual_x is None else usual_x / row["ours_s"]
+    usual_txt = "usual not run" if usual_x is None else f"usual {usual_x:.3f} s ({row['usual_over_ours']:.1f}x ours)"
     log(f"{tag} floor {row['floor_s']:.3f} s, ours {row['ours_s']:.3f} s ({row['ours_over_floor']:.2f}x floor), "
-        f"usual {row['usual_s']:.3f} s ({row['usual_over_ours']:.1f}x ours), evaluate {row['evaluate_s']:.3f} s"
+        f"{usual_txt}, evaluate {row['evaluate_s']:.3f} s"
         + (f" [extrapolated x{scale:.2f} from {pool} images]" if scale != 1.0 else ""))
     return row
 
@@ -467,7 +506,7 @@ def target_cell(row: dict) -> str:
     misses = []
     if row["ours_over_floor"] > lim:
         misses.append(f"ours/floor {row['ours_over_floor']:.2f} > {lim}")
-    if row["usual_over_ours"] < TARGET_USUAL:
+    if row["usual_over_ours"] is not None and row["usual_over_ours"] < TARGET_USUAL:
         misses.append(f"usual/ours {row['usual_over_ours']:.1f} < {TARGET_USUAL:g}")
     return "pass" if not misses else "miss (" + "; ".join(misses) + ")"
 
@@ -495,9 +534,13 @@ def workload_table(workload: str, rows: list[dict], errors: dict, args) -> list[
                        f"batch (worker start-up) once. evaluate: "
                        + ("extrapolated the same way (test set scaled with N)." if workload == "cifar10"
                           else "as measured (full 10,000-image test set, noisy-val of the capped pool)."))
-        out.append(f"- usual feed self-check (every usual epoch fed each training index once with the method's "
-                   f"noisy label; un-augmented images equal the method's): passed in all {len(ok)} rows")
-        out.append(f"- median of {args.repeats} epoch(s) after {args.warmup} warm-up epoch(s) per cell; "
+        if args.no_usual:
+            out.append("- usual: not run (`--no-usual`); its target is not checked")
+        else:
+            out.append(f"- usual feed self-check (every usual epoch fed each training index once with the method's "
+                       f"noisy label; un-augmented images equal the method's): passed in all {len(ok)} rows")
+        out.append(f"- median of {args.repeats} epoch(s) after {args.warmup} warm-up epoch(s) per cell, ours and "
+                   f"floor taking turns (`timed_interleaved`); "
                    f"peak RSS: the row's own process after ours + evaluate "
                    f"(imports alone: {statistics.median(r['rss_imports_mib'] for r in ok):.0f} MiB)")
         out.append("")
@@ -505,7 +548,8 @@ def workload_table(workload: str, rows: list[dict], errors: dict, args) -> list[
     out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1 - targets) + (["---"] if targets else [])) + "|")
     for r in ok:
         cells = [r["method"], f"{r['networks']} x {r['model']}", f"{r['floor_s']:.3f}", f"{r['ours_s']:.3f}",
-                 f"{r['ours_over_floor']:.2f}", f"{r['usual_s']:.3f}", f"{r['usual_over_ours']:.1f}",
+                 f"{r['ours_over_floor']:.2f}", "-" if r["usual_s"] is None else f"{r['usual_s']:.3f}",
+                 "-" if r["usual_over_ours"] is None else f"{r['usual_over_ours']:.1f}",
                  f"{r['evaluate_s']:.3f}", f"{r['peak_rss_mib']:.0f}"]
         if cuda:
             cells.append(f"{r['peak_gpu_mib']:.0f}" if r["peak_gpu_mib"] is not None else "-")
@@ -576,6 +620,8 @@ def child_argv(args, method: str, workload: str) -> list[str]:
         argv += ["--setting", args.setting]
     if args.cifar_model:
         argv += ["--cifar-model", args.cifar_model]
+    if args.no_usual:
+        argv += ["--no-usual"]
     return argv
 
 
@@ -639,6 +685,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="fast sanity check: 2048 MNIST / 256 CIFAR images, repeats 1, warm-up 0 "
                         "(explicit options win)")
+    p.add_argument("--no-usual", action="store_true",
+                   help="skip the usual PIL + DataLoader feed (its 30 s MNIST epochs): ours, floor, evaluate only")
     p.add_argument("--out", default=None, help="also write the markdown (machine, command, tables, notes)")
     p.add_argument("--json", default=None, help="also write the rows (measured and extrapolated) as JSON lines")
     p.add_argument("--one", nargs=2, metavar=("METHOD", "WORKLOAD"), default=None,

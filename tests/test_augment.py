@@ -248,3 +248,56 @@ def test_shape_dtype_device_preserved(device, dtype, batch):
         assert y.shape == x.shape and y.dtype == dtype and y.device == x.device
         if batch:
             assert y.min() >= 0 and y.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["perspective_jitter", "crop_flip"])
+def test_epoch_draws_applied_in_slices_give_the_one_call_images(name):
+    """How DeviceData uses an augmentation: one draw for the epoch, each batch augmented with its
+    rows. Each image must depend only on its own row, so slices give what one call over the whole
+    batch gives from the same generator state (the per-batch protocol ``f(x, generator)``)."""
+    from tune_lnl.data.augment import AUGMENTS
+
+    aug = AUGMENTS[name]
+    x = _mnist_like(300) if name == "perspective_jitter" else _images(300, h=32, w=32).expand(300, 3, 32, 32).contiguous()
+    whole = aug(x.clone(), _gen(9))
+    params = aug.draw(300, tuple(x.shape[1:]), _gen(9), CPU)
+    assert all(v.shape[0] == 300 for v in params.values())
+    parts = [aug.apply(x[s:s + 128].clone(), {k: v[s:s + 128] for k, v in params.items()}) for s in range(0, 300, 128)]
+    torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=1e-6)
+    assert not torch.equal(whole, x)  # it did augment
+
+
+def test_device_batches_augmented_in_chunks_equal_batch_by_batch():
+    """DeviceData gathers and augments several batches at once (tune_lnl.data.device.CHUNK):
+    the batches must be what one epoch draw applied batch by batch gives -- same indices (slices
+    of the epoch's permutation, a last single-sample batch dropped), same images, same labels."""
+    from types import SimpleNamespace
+
+    from tune_lnl.data import device as device_mod
+    from tune_lnl.data.device import DeviceData
+
+    n, bs = 8 * 128 + 1, 128  # more than one chunk; the last batch holds one sample
+    x8 = (_mnist_like(n) * 255).round().to(torch.uint8)
+    noisy = torch.randint(0, 10, (n,), generator=_gen(1))
+    empty = torch.empty((0, 1, 28, 28), dtype=torch.uint8)
+    data = SimpleNamespace(train_x=x8, train_noisy=noisy, train_clean=noisy.clone(), val_x=empty,
+                           val_noisy=torch.empty(0, dtype=torch.long), val_clean=torch.empty(0, dtype=torch.long),
+                           test_x=empty, test_y=torch.empty(0, dtype=torch.long), cval_x=None, cval_y=None,
+                           intact_index=None, num_classes=10, image_shape=(1, 28, 28), info={}, augment=mnist_augment)
+    dd = DeviceData(data, CPU)
+    assert n > device_mod.CHUNK
+    got = list(dd.batches(bs, _gen(3), mnist_augment))
+
+    g = _gen(3)
+    perm = torch.randperm(n, generator=g)
+    plan = mnist_augment.draw(n, (1, 28, 28), g, CPU)
+    want = []
+    for s in range(0, n, bs):
+        idx = perm[s:s + bs]
+        if idx.numel() > 1:
+            x = mnist_augment.apply(x8[idx].float() / 255, {k: v[s:s + bs] for k, v in plan.items()})
+            want.append((idx, x, noisy[idx]))
+    assert len(got) == len(want) == 8
+    for (i1, x1, y1), (i2, x2, y2) in zip(got, want):
+        assert torch.equal(i1, i2) and torch.equal(y1, y2)
+        torch.testing.assert_close(x1, x2, rtol=0, atol=1e-6)

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["random_perspective", "color_jitter_gray", "mnist_augment"]
+__all__ = ["Augmentation", "Perspective", "GrayJitter", "Chain", "random_perspective", "color_jitter_gray",
+           "mnist_augment"]
 
 
 # ----------------------------------------------------------------------------
@@ -191,6 +192,8 @@ class _Constants:
         # homogeneous pixel centres (j + 0.5, i + 0.5, 1) as columns, row-major: [3, H * W]
         ys, xs = torch.meshgrid(torch.arange(h, **f64) + 0.5, torch.arange(w, **f64) + 0.5, indexing="ij")
         self.centres = torch.stack([xs.flatten(), ys.flatten(), torch.ones(h * w, **f64)]).to(work)
+        # the image's corners (x, y, 1) as columns [3, 4]: every pixel centre lies inside them
+        self.corners = torch.tensor([[0, w, w, 0], [0, 0, h, h], [1, 1, 1, 1]], **f64)
 
 
 _CONSTANTS: dict = {}
@@ -204,10 +207,12 @@ def _constants(h: int, w: int, device: torch.device, work: torch.dtype) -> _Cons
     return c
 
 
-def _warp_normalised(x: Tensor, m: Tensor, c: _Constants) -> Tensor:
-    """Warp ``x`` ``[B, C, H, W]`` by ``m`` ``[B, 3, 3]`` (float64, any scale) mapping output
-    pixel centres ``(j + 0.5, i + 0.5, 1)`` to homogeneous ``grid_sample`` coordinates
-    (``align_corners=False``).  Bilinear, zeros outside the image."""
+def _warp_normalised(x: Tensor, m: Tensor, c: _Constants, finite: bool = False) -> Tensor:
+    """Warp ``x`` ``[B, C, H, W]`` by ``m`` ``[B, 3, 3]`` (any float dtype, any scale) mapping
+    output pixel centres ``(j + 0.5, i + 0.5, 1)`` to homogeneous ``grid_sample`` coordinates
+    (``align_corners=False``).  Bilinear, zeros outside the image.  ``finite``: the caller
+    knows every denominator is away from 0 (:class:`Perspective`), so the coordinates need no
+    clean-up."""
     b, _, h, w = x.shape
     # m @ (x, y, 1) for every pixel centre: ONE [B*3, 3] @ [3, H*W] matmul, channels first
     # (a batched [B, H*W, 3] matmul, broadcast adds or a channels-last grid are slower on the CPU)
@@ -215,7 +220,8 @@ def _warp_normalised(x: Tensor, m: Tensor, c: _Constants) -> Tensor:
     grid = proj[:, :2].div_(proj[:, 2:]).permute(0, 2, 3, 1)    # normalised (x, y), [B, H, W, 2]
     # the projective denominator can be exactly 0 at a pixel centre (a point at infinity):
     # send such points outside the image, where they read the fill value 0 (as PIL does)
-    grid = grid.nan_to_num_(nan=2.0, posinf=2.0, neginf=-2.0).clamp_(-2.0, 2.0)
+    if not finite:
+        grid = grid.nan_to_num_(nan=2.0, posinf=2.0, neginf=-2.0).clamp_(-2.0, 2.0)
     out = F.grid_sample(x.to(grid.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.to(x.dtype)
 
@@ -235,6 +241,78 @@ def _warp(x: Tensor, homography: Tensor) -> Tensor:
     return _warp_normalised(x, c.to_norm @ homography.to(torch.float64), c)
 
 
+class Augmentation:
+    """A batched augmentation whose random draws can be made for a whole epoch at once.
+
+    ``draw(n, shape, generator, device)`` draws the per-sample parameters of ``n`` images of
+    ``shape`` ``(C, H, W)``, in the order the images will come: a flat dict of tensors whose
+    first dimension is ``n``.  ``apply(x, params)`` augments a batch ``[B, C, H, W]`` with its
+    ``B`` rows of them; it may overwrite ``x`` (the data path hands it a fresh batch).  Calling it,
+    ``f(x, generator)``, draws for that batch and applies to a copy of ``x``: the plain protocol
+    every augmentation follows (a user's own may be any such function).
+
+    :class:`~tune_lnl.data.device.DeviceData` draws once per epoch and slices the draws per
+    batch: a few large operations instead of dozens of small ones per batch (on one CPU core,
+    MNIST's augmentation took 0.60 s per epoch drawn batch by batch, 0.44 s drawn per epoch;
+    ``docs/benchmarks.md`` section 6).  Each image's output depends only on its own row of
+    the draws: augmenting a batch in slices, each with its rows, gives the batch's images.
+    """
+
+    def draw(self, n: int, shape: tuple[int, ...], generator: torch.Generator,
+             device: torch.device) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(x.clone(), self.draw(x.shape[0], tuple(x.shape[1:]), generator, x.device))
+
+
+class Perspective(Augmentation):
+    """``transforms.RandomPerspective(distortion, p)`` (bilinear, fill 0), batched.
+
+    ``draw``: ``apply`` (bool, ``rand < p``) and ``m``, each sample's output pixel -> normalised
+    input coordinate map ``to_norm @ Q_start @ adj(Q_end)`` (computed in float64, kept in float32
+    ``[n, 3, 3]``, see above), from the draws of :func:`_perspective_draws` (drawn for every
+    sample, whatever ``p``), and ``finite``: True where the map's projective denominator keeps
+    one sign, away from 0, over the whole image (it is affine in the pixel coordinates, so its
+    values at the image's corners decide), i.e. every pixel maps to a finite coordinate.
+    ``apply``: on the CPU only the selected samples (about ``p * B``) are warped, written into
+    ``x``; elsewhere all are warped and the unselected ones taken back from ``x`` (no host sync
+    for the selection); unselected samples come back bitwise unchanged."""
+
+    def __init__(self, distortion: float = 0.5, p: float = 0.5):
+        self.distortion, self.p = distortion, p
+
+    def draw(self, n, shape, generator, device):
+        h, w = shape[-2:]
+        apply, off_x, off_y = _perspective_draws(n, h, w, self.distortion, self.p, generator, device)
+        c = _constants(h, w, device, torch.float32)
+        offsets = torch.stack([off_x, off_y], dim=-1)  # [n, 4, 2]
+        m = c.to_norm_q_start @ _adjugate_of_transpose(_square_to_quad_t(_end_points(c, offsets)))
+        den = m[:, 2] @ c.corners                      # [n, 4]: the denominator at the corners
+        scale = den.abs().amax(dim=1)
+        finite = ((den > 1e-6 * scale[:, None]).all(dim=1) | (den < -1e-6 * scale[:, None]).all(dim=1))
+        return {"apply": apply, "m": m.to(torch.float32), "finite": finite}
+
+    def apply(self, x, params):
+        _, _, h, w = x.shape
+        c = _constants(h, w, x.device, torch.promote_types(x.dtype, torch.float32))
+        apply, m = params["apply"], params["m"]
+        if x.device.type == "cpu":
+            sel = torch.nonzero(apply).view(-1)
+            if sel.numel() == 0:
+                return x
+            # every selected map finite (always, for the usual distortions): no clean-up pass
+            finite = bool(params["finite"].index_select(0, sel).all())
+            warped = _warp_normalised(x.index_select(0, sel), m.index_select(0, sel), c, finite)
+            # the warped rows into x (in a training loop the fastest of the scatters
+            # measured: cat + gather, index_put, masked_scatter, where)
+            return x.index_copy_(0, sel, warped)
+        return torch.where(apply.view(-1, 1, 1, 1), _warp_normalised(x, m, c), x)
+
+
 def random_perspective(
     x: Tensor, generator: torch.Generator, distortion: float = 0.5, p: float = 0.5
 ) -> Tensor:
@@ -243,30 +321,8 @@ def random_perspective(
     Each sample is independently warped with probability ``p`` by a random
     homography drawn as in torchvision; unselected samples are returned
     bitwise unchanged.  ``x``: float ``[B, C, H, W]``.
-
-    On the CPU only the selected samples (about ``p * B``) are warped; elsewhere all are
-    warped and the unselected ones taken back from ``x`` (no host sync for the selection).
     """
-    b, _, h, w = x.shape
-    apply, off_x, off_y = _perspective_draws(b, h, w, distortion, p, generator, x.device)
-    c = _constants(h, w, x.device, torch.promote_types(x.dtype, torch.float32))
-    offsets = torch.stack([off_x, off_y], dim=-1)  # [B, 4, 2]
-    if x.device.type == "cpu":
-        sel = torch.nonzero(apply).view(-1)
-        if sel.numel() == 0:
-            return x.clone()
-        src = x.index_select(0, sel)
-        offsets = offsets.index_select(0, sel)
-    else:
-        src = x
-    # output pixel -> normalised input coordinate: to_norm @ Q_start @ adj(Q_end) (see above)
-    m = c.to_norm_q_start @ _adjugate_of_transpose(_square_to_quad_t(_end_points(c, offsets)))
-    warped = _warp_normalised(src, m, c)
-    if x.device.type == "cpu":
-        # the warped rows into a copy of x (in a training loop the fastest of the scatters
-        # measured: cat + gather, index_put, masked_scatter, where)
-        return x.clone().index_copy_(0, sel, warped)
-    return torch.where(apply.view(-1, 1, 1, 1), warped, x)
+    return Perspective(distortion, p)(x, generator)
 
 
 # ----------------------------------------------------------------------------
@@ -294,48 +350,73 @@ def _jitter_params(
     return b, c, u[:, 2] < 0.5
 
 
+class GrayJitter(Augmentation):
+    """``ColorJitter(brightness, contrast, saturation, hue)`` for grayscale, batched.
+
+    For single-channel images saturation and hue are no-ops in torchvision/PIL
+    (``ImageEnhance.Color`` blends an 'L' image with itself and ``adjust_hue`` returns 'L'
+    images untouched), so only brightness (``clamp(b * x)``) and contrast
+    (``clamp(c * x + (1 - c) * mean(x))``, mean over the image) act, in a random order per
+    sample.  Both have the form ``clamp(alpha * x + k * mean(x))``: brightness ``(b, 0)``,
+    contrast ``(c, 1 - c)``.  ``draw`` gives each sample its first and second op's
+    ``(alpha, k)`` (``a1, k1, a2, k2``, ``[n, 1, 1, 1]``); the contrast mean is always taken of
+    the image the contrast op receives.  ``x``: float ``[B, 1, H, W]``."""
+
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.75):
+        self.brightness, self.contrast = brightness, contrast
+
+    def draw(self, n, shape, generator, device):
+        b, c, brightness_first = _jitter_params(n, self.brightness, self.contrast, generator, device)
+        b, c, first = b.view(-1, 1, 1, 1), c.view(-1, 1, 1, 1), brightness_first.view(-1, 1, 1, 1)
+        one_minus_c = 1.0 - c
+        return {"a1": torch.where(first, b, c), "k1": torch.where(first, 0.0, one_minus_c),
+                "a2": torch.where(first, c, b), "k2": torch.where(first, one_minus_c, 0.0)}
+
+    def apply(self, x, params):
+        if x.shape[1] != 1:
+            raise ValueError(f"expected a grayscale batch [B, 1, H, W], got {tuple(x.shape)}")
+        a1, k1, a2, k2 = (params[k].to(x.dtype) for k in ("a1", "k1", "a2", "k2"))
+        # x.mul(alpha).add_(beta) rather than addcmul: several times faster on the CPU
+        y = x.mul(a1).add_(k1 * x.mean(dim=(1, 2, 3), keepdim=True)).clamp_(0.0, 1.0)
+        beta2 = k2 * y.mean(dim=(1, 2, 3), keepdim=True)  # of y before it is scaled in place
+        return y.mul_(a2).add_(beta2).clamp_(0.0, 1.0)
+
+
 def color_jitter_gray(
     x: Tensor, generator: torch.Generator, brightness: float = 0.2, contrast: float = 0.75
 ) -> Tensor:
-    """Batched ``ColorJitter(brightness, contrast, saturation, hue)`` for grayscale.
-
-    For single-channel images saturation and hue are no-ops in
-    torchvision/PIL (``ImageEnhance.Color`` blends an 'L' image with itself and
-    ``adjust_hue`` returns 'L' images untouched), so only brightness
-    (``clamp(b * x)``) and contrast (``clamp(c * x + (1 - c) * mean(x))``, mean
-    over the image) act, in a random order per sample.
-
-    Both ops have the form ``clamp(alpha * x + beta)`` with per-sample
-    ``alpha``/``beta``, so the random order is vectorised by choosing, per
-    sample, which op's parameters are used first and which second (the
-    contrast mean is always taken of the image the contrast op receives).
-    ``x``: float ``[B, 1, H, W]``.
-    """
-    if x.shape[1] != 1:
-        raise ValueError(f"expected a grayscale batch [B, 1, H, W], got {tuple(x.shape)}")
-    b, c, brightness_first = _jitter_params(x.shape[0], brightness, contrast, generator, x.device)
-    b, c = b.to(x.dtype).view(-1, 1, 1, 1), c.to(x.dtype).view(-1, 1, 1, 1)
-    first = brightness_first.view(-1, 1, 1, 1)
-    one_minus_c = 1.0 - c
-    # first op: brightness (b, 0) or contrast (c, (1 - c) * mean(x))
-    # (alpha * x).add_(beta) rather than addcmul: several times faster on the CPU
-    beta = torch.where(first, 0.0, one_minus_c * x.mean(dim=(1, 2, 3), keepdim=True))
-    y = (torch.where(first, b, c) * x).add_(beta).clamp_(0.0, 1.0)
-    # second op: contrast (c, (1 - c) * mean(y)) or brightness (b, 0)
-    beta = torch.where(first, one_minus_c * y.mean(dim=(1, 2, 3), keepdim=True), 0.0)
-    return (torch.where(first, c, b) * y).add_(beta).clamp_(0.0, 1.0)
+    """Batched ``ColorJitter(brightness, contrast, saturation, hue)`` for grayscale
+    (:class:`GrayJitter`).  ``x``: float ``[B, 1, H, W]``."""
+    return GrayJitter(brightness, contrast)(x, generator)
 
 
-def mnist_augment(x: Tensor, generator: torch.Generator) -> Tensor:
-    """RandomPerspective(0.5, p=0.5) then ColorJitter(0.2, 0.75, 0.25, 0.04) on ``[B, 1, H, W]``."""
-    return color_jitter_gray(random_perspective(x, generator), generator)
+class Chain(Augmentation):
+    """Several augmentations one after the other (``transforms.Compose``); each one's draws
+    are made in turn, its parameters kept under ``"<position>.<name>"``."""
+
+    def __init__(self, *parts: Augmentation):
+        self.parts = parts
+
+    def draw(self, n, shape, generator, device):
+        return {f"{i}.{k}": v for i, part in enumerate(self.parts)
+                for k, v in part.draw(n, shape, generator, device).items()}
+
+    def apply(self, x, params):
+        for i, part in enumerate(self.parts):
+            prefix = f"{i}."
+            x = part.apply(x, {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)})
+        return x
+
+
+#: RandomPerspective(0.5, p=0.5) then ColorJitter(0.2, 0.75, 0.25, 0.04) on ``[B, 1, H, W]``
+mnist_augment = Chain(Perspective(0.5, 0.5), GrayJitter(0.2, 0.75))
 
 
 # ----------------------------------------------------------------------------
 # Random crop with zero padding + horizontal flip (CIFAR)
 # ----------------------------------------------------------------------------
 
-__all__ += ["random_crop_flip", "center_crop", "cifar10_augment", "crop_flip", "AUGMENTS", "resolve_augment"]
+__all__ += ["CropFlip", "random_crop_flip", "center_crop", "cifar10_augment", "crop_flip", "AUGMENTS", "resolve_augment"]
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -426,11 +507,28 @@ def center_crop(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     return x[..., top:top + th, left:left + tw]
 
 
-def crop_flip(x: Tensor, generator: torch.Generator) -> Tensor:
-    """4-pixel zero padding, a random crop of the image's own size, a random horizontal flip
-    (the CIFAR augmentation for any image size)."""
-    return random_crop_flip(x, generator, tuple(x.shape[-2:]), padding=4)
+class CropFlip(Augmentation):
+    """Zero padding by ``padding``, a random crop of the image's own size, a random horizontal
+    flip (the CIFAR augmentation for any image size; :func:`random_crop_flip` with ``size`` the
+    input's).  ``draw``: ``top``, ``left``, ``flipped`` of :func:`_crop_flip_params`."""
 
+    def __init__(self, padding: int = 4, flip: bool = True):
+        self.padding, self.flip = padding, flip
+
+    def draw(self, n, shape, generator, device):
+        h, w = shape[-2:]
+        top, left, flipped = _crop_flip_params(n, h, w, (h, w), self.padding, self.flip, generator, device)
+        return {"top": top, "left": left, "flipped": flipped}
+
+    def apply(self, x, params):
+        h, w = x.shape[-2:]
+        if self.padding:
+            x = F.pad(x, (self.padding,) * 4)
+        return _crop_gather(x, params["top"], params["left"], params["flipped"], h, w)
+
+
+#: 4-pixel zero padding, a random crop of the image's own size, a random horizontal flip
+crop_flip = CropFlip(padding=4)
 
 #: the CIFAR-10 augmentation (He et al. 2016; MLC): 4-pixel zero padding, random 32x32 crop, flip
 cifar10_augment = crop_flip

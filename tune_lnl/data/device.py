@@ -1,6 +1,6 @@
 """Device-resident data path: the dataset lives as uint8 tensors on the training device, an
 epoch is a permutation drawn from the run's own generator, a batch is an index slice, and
-images are turned into floats (and augmented) batch-wise on the device.
+images are turned into floats (and augmented, a few batches at a time) on the device.
 
 A method talks to its data only through this interface (:class:`DeviceData` here; a streamed
 dataset's device view, e.g. Clothing1M's in :mod:`tune_lnl.data.clothing1m`, offers the same):
@@ -14,14 +14,18 @@ dataset's device view, e.g. Clothing1M's in :mod:`tune_lnl.data.clothing1m`, off
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .augment import resolve_augment
+from .augment import Augmentation, resolve_augment
 
 if TYPE_CHECKING:
     from .splits import NoisyData
+
+
+#: images gathered and augmented at once (rounded down to whole batches, at least one)
+CHUNK = 512
 
 
 class DeviceData:
@@ -51,9 +55,39 @@ class DeviceData:
         self.default_augment = data.augment
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: Callable | None):
-        """One epoch of ``(dataset indices, float images, noisy labels)``, all on the device."""
-        for idx in self.epoch_batches(batch_size, generator):
-            yield idx, self.train_batch(idx, augment, generator), self.train_noisy[idx]
+        """One epoch of ``(dataset indices, float images, noisy labels)``, all on the device:
+        slices of one permutation from ``generator``; the last partial batch is dropped only if
+        it has a single sample (batch statistics need two).
+
+        An :class:`~tune_lnl.data.augment.Augmentation` draws its parameters for the whole epoch
+        after the permutation, and the images are gathered, converted and augmented
+        :data:`CHUNK` images (whole batches) at a time, each batch a slice of its chunk: the
+        same images as batch by batch (each depends only on its own draws), but the
+        augmentation no longer alternates with training every batch, which on one CPU core cost
+        it about a third more time (``docs/benchmarks.md`` section 6).  Any other
+        ``augment(x, generator)`` is called per batch."""
+        n = self.n_train
+        perm = torch.randperm(n, generator=generator, device=self.device)
+        if not isinstance(augment, Augmentation):
+            for start in range(0, n, batch_size):
+                idx = perm[start:start + batch_size]
+                if idx.numel() < 2:
+                    continue
+                x = to_float(self.train_x.index_select(0, idx))
+                yield idx, (augment(x, generator) if augment is not None else x), self.train_noisy[idx]
+            return
+        plan = augment.draw(n, tuple(self.train_x.shape[1:]), generator, self.device)
+        span = batch_size * max(1, CHUNK // batch_size)
+        for c0 in range(0, n, span):
+            c1 = min(c0 + span, n)
+            chunk = perm[c0:c1]
+            xs = augment.apply(to_float(self.train_x.index_select(0, chunk)),
+                               {k: v[c0:c1] for k, v in plan.items()})
+            ys = self.train_noisy.index_select(0, chunk)
+            for start in range(0, c1 - c0, batch_size):
+                stop = min(start + batch_size, c1 - c0)
+                if stop - start >= 2:
+                    yield chunk[start:stop], xs[start:stop], ys[start:stop]
 
     def augmentation(self, value) -> Callable | None:
         """What a run config's ``augment`` means here (:func:`~tune_lnl.data.augment.resolve_augment`)."""
@@ -81,19 +115,6 @@ class DeviceData:
     @property
     def n_train(self) -> int:
         return self.train_x.shape[0]
-
-    def epoch_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """Yield index tensors (slices of one permutation); the last partial batch is dropped
-        only if it has a single sample (batch statistics need two)."""
-        perm = torch.randperm(self.n_train, generator=generator, device=self.device)
-        for start in range(0, self.n_train, batch_size):
-            idx = perm[start:start + batch_size]
-            if idx.numel() > 1:
-                yield idx
-
-    def train_batch(self, idx: torch.Tensor, augment: Callable | None, generator: torch.Generator) -> torch.Tensor:
-        x = to_float(self.train_x[idx])
-        return augment(x, generator) if augment is not None else x
 
 
 def to_float(x_uint8: torch.Tensor) -> torch.Tensor:
