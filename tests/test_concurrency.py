@@ -34,52 +34,54 @@ def _runs(folder: Path) -> list[tuple[float, float]]:
     return spans
 
 
-@pytest.mark.parametrize("backend", ["optuna", "ray"])
-def test_one_study_at_a_time_keeps_the_old_order(tmp_path, repo, data_root, backend):
-    settings = ["sym-0.4", "pair-0.45"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    cmd = [sys.executable, "-m", "tune_lnl.search", "--space", "search_spaces/compare_mnist.yaml", "--smoke",
-           "--methods", "ce", "--settings", *settings, "--num-samples", "3", "--seeds", "2",
-           "--one-study-at-a-time", "--backend", backend, "--data-root", str(data_root), "--storage-path", str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    exp = tmp_path / "compare_mnist-smoke"
-    first, second = (_runs(exp / "search" / "ce" / s) for s in settings)
-    finals = [span for s in settings for span in _runs(exp / "finals" / "ce" / s)]
-    assert len(first) == len(second) == 3 and len(finals) == 4
-    assert max(e for _, e in first) <= min(s for s, _ in second)  # the second study waited for the first
-    assert max(e for _, e in first + second) <= min(s for s, _ in finals)  # the finals for every search
-    assert (exp / "finals.csv").read_text().count("\nce,") == 4
-
-
-ALL_DIVERGE = {
-    "name": "half", "method": "ce", "dataset": "mnist",
+#: two small CE studies (sym-0.2, pair-0.2): 2 trials of 2 epochs on 1,000 images, 1 final seed
+TWO_STUDIES = {
+    "name": "two", "method": "ce", "dataset": "mnist",
     "search": {"num_samples": 2, "seed": 0, "grace_period": 1, "reduction_factor": 2},
     "finals": {"seeds": 1, "last_k": 1},
     "fixed": {"epochs": 2},
     "space": {"lr": {"choices": [1.0e-3, 2.0e-3]}},
     "paper": {"lr": 1.0e-3},
-    "settings": {
-        "sym-0.2": {"noise": {"type": "symmetric", "rate": 0.2},
-                    # Adam with lr 1e30: NaN in the first epoch, every trial of this study FAILs
-                    "space": {"lr": {"choices": [1.0e+30]}}, "paper": {"lr": 1.0e+30}},
-        "pair-0.2": {"noise": {"type": "pairflip", "rate": 0.2}}},
+    "settings": {"sym-0.2": {"noise": {"type": "symmetric", "rate": 0.2}},
+                 "pair-0.2": {"noise": {"type": "pairflip", "rate": 0.2}}},
     "smoke": {"train_subset": 1000, "test_subset": 500, "num_samples": 2, "seeds": 1, "grace_period": 1,
               "reduction_factor": 2},
 }
+
+
+def _search(tmp_path, repo, data_root, space: dict, backend: str, *flags: str):
+    import yaml
+    path = tmp_path / f"{space['name']}.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))  # the studies in this order
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, "-m", "tune_lnl.search", "--space", str(path), "--smoke", "--backend",
+                           backend, "--data-root", str(data_root), "--storage-path", str(tmp_path), *flags],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("backend", ["optuna", "ray"])
+def test_one_study_at_a_time_keeps_the_old_order(tmp_path, repo, data_root, backend):
+    proc = _search(tmp_path, repo, data_root, TWO_STUDIES, backend, "--one-study-at-a-time")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "two-smoke"
+    settings = list(TWO_STUDIES["settings"])
+    first, second = (_runs(exp / "search" / "ce" / s) for s in settings)
+    finals = [span for s in settings for span in _runs(exp / "finals" / "ce" / s)]
+    assert len(first) == len(second) == 2 and len(finals) == 2
+    assert max(e for _, e in first) <= min(s for s, _ in second)  # the second study waited for the first
+    assert max(e for _, e in first + second) <= min(s for s, _ in finals)  # the finals for every search
+    assert (exp / "finals.csv").read_text().count("\nce,") == 2
 
 
 @pytest.mark.parametrize("backend", ["optuna", "ray"])
 def test_a_study_without_a_result_does_not_stop_the_others(tmp_path, repo, data_root, backend):
     """Every trial of one study diverges: the experiment ends with an error naming that study
     (exit 2), after the other study has searched and run its finals."""
-    import yaml
-    space = tmp_path / "half.yaml"
-    space.write_text(yaml.safe_dump(ALL_DIVERGE))
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.run([sys.executable, "-m", "tune_lnl.search", "--space", str(space), "--smoke", "--backend",
-                           backend, "--data-root", str(data_root), "--storage-path", str(tmp_path)],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    # Adam with lr 1e30: NaN in the first epoch, every trial of the sym-0.2 study FAILs
+    diverge = {"space": {"lr": {"choices": [1.0e+30]}}, "paper": {"lr": 1.0e+30}}
+    space = {**TWO_STUDIES, "name": "half",
+             "settings": {**TWO_STUDIES["settings"], "sym-0.2": {**TWO_STUDIES["settings"]["sym-0.2"], **diverge}}}
+    proc = _search(tmp_path, repo, data_root, space, backend)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
     (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert "[ce/sym-0.2] no trial completed" in error and "pair-0.2" not in error
