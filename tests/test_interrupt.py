@@ -25,6 +25,11 @@ def _cmd(storage, data_root, backend, *extra):
             "--data-root", str(data_root), "--storage-path", str(storage), "--backend", backend, *extra]
 
 
+def _last_line(trial_dir: Path) -> dict:
+    lines = [l for l in (trial_dir / "result.json").read_text().splitlines() if l.strip()]
+    return json.loads(lines[-1])
+
+
 def _epochs(trial_dir: Path) -> list[int]:
     f = trial_dir / "result.json"
     if not f.exists():
@@ -157,9 +162,16 @@ def test_a_dying_trial_worker_is_retried_from_its_checkpoint(tmp_path, repo, dat
     t0 = time.monotonic()
     try:
         while killed is None and time.monotonic() - t0 < 300 and proc.poll() is None:
-            if any(2 <= len(_epochs(d)) < 4 for d in _trial_dirs(search)):
-                # Ray: one trial's actor; optuna: every worker (so one surely holds a trial mid-run)
-                workers = _trial_workers(proc.pid)[:1] if backend == "ray" else _spawned_workers(proc.pid)
+            # a trial at epoch 3 of 6 certainly goes on (the smoke's ASHA rungs are at 2 and 4)
+            mid = [d for d in _trial_dirs(search) if len(_epochs(d)) == 3]
+            if mid:
+                # Ray: the actor that wrote that trial's last line (actors are reused: another
+                # one may already be between trials); optuna: every worker (one holds the trial)
+                if backend == "ray":
+                    pid = _last_line(mid[0]).get("pid")
+                    workers = [pid] if pid in _trial_workers(proc.pid) else []
+                else:
+                    workers = _spawned_workers(proc.pid)
                 for pid in workers:
                     os.kill(pid, signal.SIGKILL)
                 killed = workers[0] if workers else None
