@@ -103,6 +103,26 @@ def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
         assert (cfg["T"], cfg["epochs"], cfg["model"], cfg["lr"]) == (8.0, 80, "mlp", 1e-3)
 
 
+def test_mlc_search_files_are_the_reproduction_budget_with_two_proxies():
+    """Issue 16 part 5's pair of files: MLC on sym-0.8 and pair-0.45 exactly as in
+    reproduce_mnist_table2.yaml (paper values, search ranges, stages, 80 epochs), 20 trials, 3 final
+    seeds, 500 clean-labelled images held out in BOTH (same training images), and they differ only
+    in the selecting proxy."""
+    ref = load_experiment(REPO / "search_spaces/reproduce_mnist_table2.yaml").methods["mlc"]
+    files = {p: load_experiment(REPO / f"search_spaces/{f}.yaml").methods["mlc"]
+             for p, f in (("noisy_val", "mlc_search_mnist"), ("clean_val", "mlc_search_mnist_clean_val"))}
+    for proxy, space in files.items():
+        assert list(space.settings) == ["sym-0.8", "pair-0.45"]
+        assert space.num_samples == 20 and space.final_seeds == 3
+        for s in space.settings:
+            a, b = ref.paper_config(s, "/"), space.paper_config(s, "/")
+            assert b["proxy"] == proxy and b["clean_val_size"] == 500
+            assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} <= {"proxy", "clean_val_size"}, s
+            assert space.space_for(s) == ref.space_for(s)
+    a, b = (files[p].paper_config("sym-0.8", "/") for p in ("noisy_val", "clean_val"))
+    assert {k for k in a if a[k] != b[k]} == {"proxy"}
+
+
 @pytest.mark.parametrize("path", ["imae_cifar10.yaml", "imae_compare_cifar10.yaml"])
 def test_imae_cifar10_is_the_imae_papers_setup(path):
     """IMAE Sec. 5.1: ResNet, SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10
