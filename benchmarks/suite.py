@@ -111,23 +111,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, repeats: int, warmup: int, device: torch.device, what: str) -> tuple[float, list[float]]:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
-    for i in range(warmup):
-        fn()
-        sync(device)
-        log(f"    {what}: warm-up {i + 1}/{warmup} done")
-    times = []
-    for i in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-        log(f"    {what}: {times[-1]:.3f} s ({i + 1}/{repeats})")
-    return statistics.median(times), times
-
-
 def timed_interleaved(fns: dict, repeats: int, warmup: int, device: torch.device) -> dict:
     """Median wall time of each of ``fns`` (name -> callable) over ``repeats`` rounds, the
     callables taking turns within a round (first-to-last in even rounds, last-to-first in odd
@@ -149,6 +132,11 @@ def timed_interleaved(fns: dict, repeats: int, warmup: int, device: torch.device
             times[name].append(time.perf_counter() - t0)
         log(f"    round {i + 1}/{repeats}: " + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in names))
     return {name: (statistics.median(t), t) for name, t in times.items()}
+
+
+def timed(fn, repeats: int, warmup: int, device: torch.device, what: str) -> tuple[float, list[float]]:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    return timed_interleaved({what: fn}, repeats, warmup, device)[what]
 
 
 # -- building the method --------------------------------------------------------------------------

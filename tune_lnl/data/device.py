@@ -68,26 +68,22 @@ class DeviceData:
         ``augment(x, generator)`` is called per batch."""
         n = self.n_train
         perm = torch.randperm(n, generator=generator, device=self.device)
-        if not isinstance(augment, Augmentation):
-            for start in range(0, n, batch_size):
-                idx = perm[start:start + batch_size]
-                if idx.numel() < 2:
-                    continue
-                x = to_float(self.train_x.index_select(0, idx))
-                yield idx, (augment(x, generator) if augment is not None else x), self.train_noisy[idx]
-            return
-        plan = augment.draw(n, tuple(self.train_x.shape[1:]), generator, self.device)
-        span = batch_size * max(1, CHUNK // batch_size)
+        plan = (augment.draw(n, tuple(self.train_x.shape[1:]), generator, self.device)
+                if isinstance(augment, Augmentation) else None)
+        span = batch_size * max(1, CHUNK // batch_size) if plan is not None else batch_size
         for c0 in range(0, n, span):
-            c1 = min(c0 + span, n)
-            chunk = perm[c0:c1]
-            xs = augment.apply(to_float(self.train_x.index_select(0, chunk)),
-                               {k: v[c0:c1] for k, v in plan.items()})
+            chunk = perm[c0:c0 + span]
+            if chunk.numel() < 2:  # a last single sample makes no batch
+                continue
+            xs = to_float(self.train_x.index_select(0, chunk))
+            if plan is not None:
+                xs = augment.apply(xs, {k: v[c0:c0 + span] for k, v in plan.items()})
+            elif augment is not None:
+                xs = augment(xs, generator)
             ys = self.train_noisy.index_select(0, chunk)
-            for start in range(0, c1 - c0, batch_size):
-                stop = min(start + batch_size, c1 - c0)
-                if stop - start >= 2:
-                    yield chunk[start:stop], xs[start:stop], ys[start:stop]
+            for start in range(0, chunk.numel(), batch_size):
+                if min(batch_size, chunk.numel() - start) >= 2:
+                    yield chunk[start:start + batch_size], xs[start:start + batch_size], ys[start:start + batch_size]
 
     def augmentation(self, value) -> Callable | None:
         """What a run config's ``augment`` means here (:func:`~tune_lnl.data.augment.resolve_augment`)."""
