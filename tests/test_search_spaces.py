@@ -123,6 +123,27 @@ def test_mlc_search_files_are_the_reproduction_budget_with_two_proxies():
     assert {k for k in a if a[k] != b[k]} == {"proxy"}
 
 
+def test_full_budget_mlc_files_are_table_I_at_320_epochs_in_both_variants():
+    """Issue 16 part 1's pair: the MLC paper's Sec. V-A.3 schedule (320 epochs, label correction
+    from 30 (pair-0.45: 50) to 140, Adam 1e-3 then 1e-4), Table I lambda, forget rate = noise rate,
+    mu -1, xi 0.01, K 10, 3 seeds; the two files differ only in the variant."""
+    table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
+    paper, official = (load_space(REPO / f"search_spaces/reproduce_mnist_mlc_320{x}.yaml")
+                       for x in ("", "_official"))
+    for space, variant in ((paper, "paper"), (official, "official")):
+        assert space.final_seeds == 3
+        assert {s: (v.noise_type, v.noise_rate) for s, v in space.settings.items()} == MLC_SETTINGS
+        for s, lam in table_i.items():
+            cfg = space.paper_config(s, "/")
+            assert cfg["variant"] == variant and cfg["lambda"] == lam
+            assert cfg["forget_rate"] == MLC_SETTINGS[s][1]
+            assert (cfg["epochs"], cfg["stage1"], cfg["stage2"]) == (320, 50 if s == "pair-0.45" else 30, 140)
+            assert (cfg["lr"], cfg["lr2"], cfg["mu"], cfg["xi"], cfg["K"]) == (1e-3, 1e-4, -1.0, 0.01, 10.0)
+    for s in table_i:
+        a, b = paper.paper_config(s, "/"), official.paper_config(s, "/")
+        assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} == {"variant"}, s
+
+
 @pytest.mark.parametrize("path", ["imae_cifar10.yaml", "imae_compare_cifar10.yaml"])
 def test_imae_cifar10_is_the_imae_papers_setup(path):
     """IMAE Sec. 5.1: ResNet, SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10
