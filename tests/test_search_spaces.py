@@ -144,6 +144,20 @@ def test_full_budget_mlc_files_are_table_I_at_320_epochs_in_both_variants():
         assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} == {"variant"}, s
 
 
+def test_full_budget_pencil_files_differ_by_the_class_count_in_lambda():
+    """Issue 16 part 3's pair: PENCIL at 320 epochs (stages 30 / 140), 3 seeds; one takes Table I's
+    lambda as the step of the paper's equations, its twin the published code's step expressed in
+    those units (lambda / C, C = 10 on MNIST); nothing else differs."""
+    table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
+    ours, code = (load_space(REPO / f"search_spaces/reproduce_mnist_pencil_320{x}.yaml") for x in ("", "_code_units"))
+    for s, lam in table_i.items():
+        a, b = ours.paper_config(s, "/"), code.paper_config(s, "/")
+        assert (a["lambda"], b["lambda"]) == (lam, lam / 10)
+        assert (a["epochs"], a["stage1"], a["stage2"], a["alpha"], a["beta"], a["K"]) == (320, 30, 140, 0.4, 0.1, 10.0)
+        assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} == {"lambda"}, s
+    assert ours.final_seeds == code.final_seeds == 3
+
+
 @pytest.mark.parametrize("path", ["imae_cifar10.yaml", "imae_compare_cifar10.yaml"])
 def test_imae_cifar10_is_the_imae_papers_setup(path):
     """IMAE Sec. 5.1: ResNet, SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10
