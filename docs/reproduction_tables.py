@@ -2,6 +2,11 @@
 
     python docs/reproduction_tables.py --table2 results/reproduce_mnist_table2 \
         --imae results/imae_compare_mnist --search results/mlc_search_sym-0.8
+    python docs/reproduction_tables.py --full-budget docs/results/reproduce_mnist_mlc_320* \
+        docs/results/reproduce_mnist_pencil_320*
+
+``--full-budget`` reads only ``finals.csv`` and ``experiment.yaml``: the committed copies under
+``docs/results/<experiment>/`` (issue 16) recompute its table without the runs.
 
 Prints Markdown: (1) the MLC paper's Table II next to our finals (the paper's "best" is the
 highest test accuracy over epochs, i.e. test-selected: it is compared with our oracle column,
@@ -14,6 +19,8 @@ import csv
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -56,6 +63,33 @@ def table2(folder: Path) -> str:
                 continue
             out.append(f"| {method} | {s} | {paper[2 * j]:.2f} | {cell(r, 'oracle_max')} | {cell(r, 'best')} | "
                        f"{paper[2 * j + 1]:.2f} | {cell(r, 'last')} | {cell(r, 'proxy')} |")
+    return "\n".join(out)
+
+
+def full_budget(folders: list[Path]) -> str:
+    """Issue 16: the finals of paper-only experiments at the paper's budget (several seeds), per
+    space file (folders of one space file, e.g. its settings run in two parts, are pooled), beside
+    the MLC paper's Table II row of the method."""
+    rows: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    what: dict[tuple[str, str], str] = {}
+    for folder in folders:
+        space = yaml.safe_load((Path(folder) / "experiment.yaml").read_text())["space"]
+        for (method, setting), r in finals(folder).items():
+            rows[(space["name"], method, setting)] += r
+            lam = space["settings"][setting].get("paper", {}).get("lambda", space.get("paper", {}).get("lambda"))
+            variant = space.get("fixed", {}).get("variant")
+            what[(space["name"], setting)] = ", ".join(x for x in (f"variant {variant}" if variant else "",
+                                                                  f"lambda {lam:g}" if lam else "") if x)
+    out = ["| experiment | method | setting | config | seeds | paper best (test-selected) | ours oracle max (TEST-SELECTED) "
+           "| ours best (proxy-selected epoch) | paper last | ours last | per seed: best / last |", "|" + " --- |" * 11]
+    for (name, method, setting), r in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], SETTINGS.index(kv[0][2]))):
+        r = sorted(r, key=lambda x: int(x["seed"]))
+        j = SETTINGS.index(setting)
+        paper = PAPER_TABLE2.get(method)
+        pb, pl = (f"{paper[2 * j]:.2f}", f"{paper[2 * j + 1]:.2f}") if paper else ("-", "-")
+        seeds = ", ".join(f"{100 * float(x['best']):.2f} / {100 * float(x['last']):.2f}" for x in r)
+        out.append(f"| {name} | {method} | {setting} | {what[(name, setting)]} | {len(r)} | {pb} | {cell(r, 'oracle_max')} | "
+                   f"{cell(r, 'best')} | {pl} | {cell(r, 'last')} | {seeds} |")
     return "\n".join(out)
 
 
@@ -110,12 +144,16 @@ def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--table2", type=Path, required=True)
+    p.add_argument("--table2", type=Path)
+    p.add_argument("--full-budget", type=Path, nargs="+", help="experiment folders (finals.csv + experiment.yaml)")
     p.add_argument("--imae", type=Path)
     p.add_argument("--search", type=Path)
     p.add_argument("--search-setting", default="sym-0.8")
     a = p.parse_args()
-    print("## Table II\n\n" + table2(a.table2))
+    if a.table2:
+        print("## Table II\n\n" + table2(a.table2))
+    if a.full_budget:
+        print("\n## At the paper's budget\n\n" + full_budget(a.full_budget))
     if a.imae:
         print("\n## IMAE\n\n" + imae(a.imae))
     if a.search:
