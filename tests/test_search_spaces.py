@@ -81,7 +81,8 @@ def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
     until 60, 65 for MLC on pair-0.45); imae_compare_mnist.yaml is CE/MAE/IMAE (T = 8) under
     uniform noise 0.2/0.5/0.8. Every paper value (Table I lambda, forget rate = noise rate, mu,
     xi, K, lr) is that of compare_mnist.yaml. reproduce_mnist_table2.yaml records section 1's runs as
-    they were made, with MLC's paper variant; compare_mnist.yaml ships the official one (section 5)."""
+    they were made, with MLC's paper variant and PENCIL's Table I lambdas; compare_mnist.yaml ships
+    MLC's official variant and PENCIL's lambdas divided by C (section 5)."""
     full, short = (load_experiment(REPO / f"search_spaces/{f}.yaml") for f in ("compare_mnist", "reproduce_mnist_table2"))
     assert list(short.methods) == list(full.methods) and short.settings == full.settings
     table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
@@ -90,9 +91,12 @@ def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
         for s in short.settings:
             a, b = full.methods[m].paper_config(s, "/"), space.paper_config(s, "/")
             assert b["epochs"] == 80
-            assert {k for k in a if a[k] != b[k]} <= budget | ({"variant"} if m == "mlc" else set()), (m, s)
+            shipped = {"mlc": {"variant"}, "pencil": {"lambda"}}.get(m, set())
+            assert {k for k in a if a[k] != b[k]} <= budget | shipped, (m, s)
             if m == "mlc":
                 assert (a["variant"], b["variant"]) == ("official", "paper")
+            if m == "pencil":
+                assert a["lambda"] == pytest.approx(table_i[s] / 10)
             if m in ("mlc", "pencil"):
                 assert b["stage1"] == (50 if (m, s) == ("mlc", "pair-0.45") else 30)
                 assert b["stage2"] == (65 if (m, s) == ("mlc", "pair-0.45") else 60)
@@ -170,6 +174,24 @@ def test_shipped_mlc_files_run_the_official_variant_at_table_I_lambdas(path, met
     space = load_space(REPO / "search_spaces" / path, method=method)
     for s in space.settings:
         assert space.paper_config(s, "/")["variant"] == "official", s
+
+
+@pytest.mark.parametrize("path,method,table_i", [
+    ("pencil_mnist.yaml", None, {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}),
+    ("compare_mnist.yaml", "pencil", {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}),
+    ("pencil_cifar10.yaml", None, {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}),
+    ("compare_cifar10.yaml", "pencil", {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}),
+])
+def test_shipped_pencil_files_take_table_I_lambda_in_the_codes_units(path, method, table_i):
+    """Issue 16 part 2's decision for PENCIL (docs/reproduction.md sections 4-5): our PENCIL sums
+    over classes (the paper's equations), the published code averages, so Table I's lambda / C
+    (C = 10) gives the published step; the searched range stays around it and the stability bound
+    2 / ((1 + alpha) / 2) * B = 366 for B = 128."""
+    space = load_space(REPO / "search_spaces" / path, method=method)
+    for s, lam in table_i.items():
+        assert space.paper_config(s, "/")["lambda"] == pytest.approx(lam / 10), s
+        rng = space.space_for(s)["lambda"]
+        assert rng.low <= lam / 10 <= rng.high and rng.low < 366 < rng.high, s
 
 
 @pytest.mark.parametrize("path", ["imae_cifar10.yaml", "imae_compare_cifar10.yaml"])
