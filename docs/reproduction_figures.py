@@ -3,11 +3,12 @@ plotting functions from the final runs of several experiments, so that the varia
 share one figure per noise setting:
 
     python docs/reproduction_figures.py --out docs/figures/reproduction \\
-        results/reproduce_mnist_mlc_320 results/reproduce_mnist_mlc_320-mild \\
+        results/reproduce_mnist_mlc_320 \\
         results/reproduce_mnist_mlc_320_official results/reproduce_mnist_mlc_320_official-mild
 
-Each run is labelled by its method and what its space file fixes (``variant``) or gives as the
-first trial (``lambda``); folders of one space file are pooled. Per setting it writes
+Each run is labelled by its method and what tells its space file apart (``variant``, first-trial
+``lambda``: ``reproduction_tables.describe``); folders of one space file are pooled. The runs are
+those of each folder's ``finals.csv`` (finished, on either backend). Per setting it writes
 ``full_box_<method>_<setting>.png`` (test accuracy of the last ``last_k`` epochs of every seed),
 ``full_curves_<method>_<setting>.png`` (proxy and test accuracy, mean over seeds) and
 ``full_analytics_<method>_<setting>.png`` (label correction, selection precision, divergence).
@@ -19,34 +20,22 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reproduction_tables import describe, experiment_space, finals  # noqa: E402  (this folder)
 from tune_lnl.results.report import fig_analytics, fig_box, fig_final_curves  # noqa: E402
 from tune_lnl.results.runs import read_history  # noqa: E402
 
 
-def label(space: dict, setting: str) -> str:
-    """``<method> <variant>`` for a file that fixes a variant, else ``<method> lambda <first trial's>``."""
-    method = space.get("method") or "?"
-    variant = space.get("fixed", {}).get("variant")
-    if variant:
-        return f"{method} {variant}"
-    lam = space["settings"][setting].get("paper", {}).get("lambda")
-    return f"{method} lambda {lam:g}" if lam is not None else method
-
-
 def collect(folders: list[Path]) -> dict[tuple[str, str], dict[str, list[list[dict]]]]:
-    """(method, setting) -> label -> the seeds' histories (finished runs only)."""
+    """(method, setting) -> label -> the histories of the seeds in ``finals.csv``, by seed."""
     out: dict = defaultdict(lambda: defaultdict(list))
     for folder in folders:
-        space = yaml.safe_load((folder / "experiment.yaml").read_text())["space"]
-        for setting_dir in sorted((folder / "finals").glob("*/*")):
-            method, setting = setting_dir.parent.name, setting_dir.name
-            for run in sorted(setting_dir.glob("seed_*")):
-                if (run / "outcome.json").exists():
-                    out[(method, setting)][label(space, setting)].append(read_history(run))
+        space = experiment_space(folder)
+        for (method, setting), rows in finals(folder).items():
+            for r in sorted(rows, key=lambda x: int(x["seed"])):
+                history = read_history(folder / "finals" / method / setting / f"seed_{r['seed']}")
+                out[(method, setting)][f"{method} {describe(space, setting)}"].append(history)
     return out
 
 
@@ -58,8 +47,7 @@ def main() -> None:
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     for (method, setting), per_label in sorted(collect(a.folders).items()):
-        seeds = ", ".join(f"{k}: {len(v)} seed{'s' * (len(v) != 1)}" for k, v in per_label.items())
-        title = f"{method}, MNIST {setting}, 320 epochs ({seeds})"
+        title = f"{method}, MNIST {setting}, 320 epochs, seeds per box: {' / '.join(str(len(v)) for v in per_label.values())}"
         for kind, fig in (("box", lambda path: fig_box(per_label, a.last_k, title, path)),
                           ("curves", lambda path: fig_final_curves(per_label, title, path)),
                           ("analytics", lambda path: fig_analytics(per_label, title, path))):

@@ -66,6 +66,19 @@ def table2(folder: Path) -> str:
     return "\n".join(out)
 
 
+def experiment_space(folder: Path) -> dict:
+    """The space file's content as the experiment recorded it (``experiment.yaml``)."""
+    return yaml.safe_load((Path(folder) / "experiment.yaml").read_text())["space"]
+
+
+def describe(space: dict, setting: str) -> str:
+    """What tells the experiments of one method apart: the ``variant`` the file fixes and the
+    ``lambda`` of its first trial (the setting's, else the file's), where it has them."""
+    lam = space["settings"][setting].get("paper", {}).get("lambda", space.get("paper", {}).get("lambda"))
+    variant = space.get("fixed", {}).get("variant")
+    return ", ".join(x for x in (f"variant {variant}" if variant else "", f"lambda {lam:g}" if lam else "") if x)
+
+
 def full_budget(folders: list[Path]) -> str:
     """Issue 16: the finals of paper-only experiments at the paper's budget (several seeds), per
     space file (folders of one space file, e.g. its settings run in two parts, are pooled), beside
@@ -73,13 +86,10 @@ def full_budget(folders: list[Path]) -> str:
     rows: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     what: dict[tuple[str, str], str] = {}
     for folder in folders:
-        space = yaml.safe_load((Path(folder) / "experiment.yaml").read_text())["space"]
+        space = experiment_space(folder)
         for (method, setting), r in finals(folder).items():
             rows[(space["name"], method, setting)] += r
-            lam = space["settings"][setting].get("paper", {}).get("lambda", space.get("paper", {}).get("lambda"))
-            variant = space.get("fixed", {}).get("variant")
-            what[(space["name"], setting)] = ", ".join(x for x in (f"variant {variant}" if variant else "",
-                                                                  f"lambda {lam:g}" if lam else "") if x)
+            what[(space["name"], setting)] = describe(space, setting)
     out = ["| experiment | method | setting | config | seeds | paper best (test-selected) | ours oracle max (TEST-SELECTED) "
            "| ours best (proxy-selected epoch) | paper last | ours last | per seed: best / last |", "|" + " --- |" * 11]
     for (name, method, setting), r in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], SETTINGS.index(kv[0][2]))):
