@@ -14,6 +14,9 @@ FILES = sorted((REPO / "search_spaces").glob("*.yaml"))
 METHODS = {"mlc", "ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor"}
 MLC_SETTINGS = {"sym-0.2": ("symmetric", 0.2), "sym-0.4": ("symmetric", 0.4), "sym-0.8": ("symmetric", 0.8),
                 "pair-0.2": ("pairflip", 0.2), "pair-0.45": ("pairflip", 0.45)}
+#: MLC paper, Table I: the label-update step lambda per setting (MNIST, CIFAR-10)
+TABLE_I_MNIST = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
+TABLE_I_CIFAR10 = {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -85,7 +88,6 @@ def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
     MLC's official variant and PENCIL's lambdas divided by C (section 5)."""
     full, short = (load_experiment(REPO / f"search_spaces/{f}.yaml") for f in ("compare_mnist", "reproduce_mnist_table2"))
     assert list(short.methods) == list(full.methods) and short.settings == full.settings
-    table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
     budget = {"epochs", "stage2"}
     for m, space in short.methods.items():
         for s in short.settings:
@@ -96,11 +98,11 @@ def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
             if m == "mlc":
                 assert (a["variant"], b["variant"]) == ("official", "paper")
             if m == "pencil":
-                assert a["lambda"] == pytest.approx(table_i[s] / 10)
+                assert a["lambda"] == pytest.approx(TABLE_I_MNIST[s] / 10)
             if m in ("mlc", "pencil"):
                 assert b["stage1"] == (50 if (m, s) == ("mlc", "pair-0.45") else 30)
                 assert b["stage2"] == (65 if (m, s) == ("mlc", "pair-0.45") else 60)
-                assert b["lambda"] == table_i[s]
+                assert b["lambda"] == TABLE_I_MNIST[s]
     imae = load_experiment(REPO / "search_spaces/imae_compare_mnist.yaml")
     assert list(imae.methods) == ["ce", "mae", "imae"]
     assert {(v.noise_type, v.noise_rate) for v in imae.first.settings.values()} == {
@@ -134,19 +136,18 @@ def test_full_budget_mlc_files_are_table_I_at_320_epochs_in_both_variants():
     """Issue 16 part 1's pair: the MLC paper's Sec. V-A.3 schedule (320 epochs, label correction
     from 30 (pair-0.45: 50) to 140, Adam 1e-3 then 1e-4), Table I lambda, forget rate = noise rate,
     mu -1, xi 0.01, K 10, 3 seeds; the two files differ only in the variant."""
-    table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
     paper, official = (load_space(REPO / f"search_spaces/reproduce_mnist_mlc_320{x}.yaml")
                        for x in ("", "_official"))
     for space, variant in ((paper, "paper"), (official, "official")):
         assert space.final_seeds == 3
         assert {s: (v.noise_type, v.noise_rate) for s, v in space.settings.items()} == MLC_SETTINGS
-        for s, lam in table_i.items():
+        for s, lam in TABLE_I_MNIST.items():
             cfg = space.paper_config(s, "/")
             assert cfg["variant"] == variant and cfg["lambda"] == lam
             assert cfg["forget_rate"] == MLC_SETTINGS[s][1]
             assert (cfg["epochs"], cfg["stage1"], cfg["stage2"]) == (320, 50 if s == "pair-0.45" else 30, 140)
             assert (cfg["lr"], cfg["lr2"], cfg["mu"], cfg["xi"], cfg["K"]) == (1e-3, 1e-4, -1.0, 0.01, 10.0)
-    for s in table_i:
+    for s in TABLE_I_MNIST:
         a, b = paper.paper_config(s, "/"), official.paper_config(s, "/")
         assert {k for k in set(a) | set(b) if a.get(k) != b.get(k)} == {"variant"}, s
 
@@ -155,9 +156,8 @@ def test_full_budget_pencil_files_differ_by_the_class_count_in_lambda():
     """Issue 16 part 3's pair: PENCIL at 320 epochs (stages 30 / 140), 3 seeds; one takes Table I's
     lambda as the step of the paper's equations, its twin the published code's step expressed in
     those units (lambda / C, C = 10 on MNIST); nothing else differs."""
-    table_i = {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}
     ours, code = (load_space(REPO / f"search_spaces/reproduce_mnist_pencil_320{x}.yaml") for x in ("", "_code_units"))
-    for s, lam in table_i.items():
+    for s, lam in TABLE_I_MNIST.items():
         a, b = ours.paper_config(s, "/"), code.paper_config(s, "/")
         assert (a["lambda"], b["lambda"]) == (lam, lam / 10)
         assert (a["epochs"], a["stage1"], a["stage2"], a["alpha"], a["beta"], a["K"]) == (320, 30, 140, 0.4, 0.1, 10.0)
@@ -177,10 +177,10 @@ def test_shipped_mlc_files_run_the_official_variant_at_table_I_lambdas(path, met
 
 
 @pytest.mark.parametrize("path,method,table_i", [
-    ("pencil_mnist.yaml", None, {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}),
-    ("compare_mnist.yaml", "pencil", {"sym-0.2": 1000.0, "sym-0.4": 3000.0, "sym-0.8": 3000.0, "pair-0.2": 2000.0, "pair-0.45": 2500.0}),
-    ("pencil_cifar10.yaml", None, {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}),
-    ("compare_cifar10.yaml", "pencil", {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}),
+    ("pencil_mnist.yaml", None, TABLE_I_MNIST),
+    ("compare_mnist.yaml", "pencil", TABLE_I_MNIST),
+    ("pencil_cifar10.yaml", None, TABLE_I_CIFAR10),
+    ("compare_cifar10.yaml", "pencil", TABLE_I_CIFAR10),
 ])
 def test_shipped_pencil_files_take_table_I_lambda_in_the_codes_units(path, method, table_i):
     """Issue 16 part 2's decision for PENCIL (docs/reproduction.md sections 4-5): our PENCIL sums
@@ -210,9 +210,8 @@ def test_imae_cifar10_is_the_imae_papers_setup(path):
 
 
 def test_mlc_cifar10_is_table_I_and_sec_V_A3():
-    table_i = {"sym-0.2": 3000.0, "sym-0.4": 4000.0, "sym-0.8": 4000.0, "pair-0.2": 1500.0, "pair-0.45": 4000.0}
     space = load_space(REPO / "search_spaces/mlc_cifar10.yaml")
-    for s, lam in table_i.items():
+    for s, lam in TABLE_I_CIFAR10.items():
         cfg = space.paper_config(s, "/")
         assert cfg["lambda"] == lam and cfg["model"] == "cnn6"
         assert (cfg["lr"], cfg["lr2"], cfg["stage2"], cfg["epochs"]) == (5e-3, 1e-4, 200, 320)
