@@ -138,11 +138,13 @@ def rank_trials(runs: dict[str, list[dict]]) -> list[str]:
 
 def run_states(runs: dict[str, list[dict]], study) -> dict[str, str]:
     """Run folder -> the Optuna state of its trial: by folder name (``trial_0007``, --backend
-    optuna), else by the run config's values of the trial's parameters (Ray's folder names)."""
+    optuna), else by the Ray trial id its result lines carry (the trial's ``ray_trial_id``), else
+    (experiments from before that attribute) by the run config's values of the trial's parameters."""
     out = {}
     by_number = {f"trial_{t.number:04d}": t for t in study.trials}
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials if "ray_trial_id" in t.user_attrs}
     for name, h in runs.items():
-        t = by_number.get(name)
+        t = by_number.get(name) or by_ray_id.get(h[-1].get("trial_id"))
         if t is None:
             cfg = h[-1].get("config") or {}
             t = next((t for t in study.trials if t.params and all(

@@ -16,6 +16,7 @@ on Ray Tune, and the finals. The Ray-free alternative is :mod:`tune_lnl.search.o
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import os
 import re
@@ -60,11 +61,21 @@ class RecordingASHA(ASHAScheduler):
 
 
 class PruningOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna PRUNED (not COMPLETE) for trials ASHA stopped early."""
+    """OptunaSearch that tells Optuna PRUNED (not COMPLETE) for trials ASHA stopped early, names
+    each Optuna trial's Ray trial (user attribute ``ray_trial_id``: the report matches run folders
+    by it), and on a resume tells FAIL for the trials an interruption lost (see :meth:`restore`)."""
 
-    def __init__(self, *args, early_stopped: set | None = None, **kwargs):
+    def __init__(self, *args, early_stopped: set | None = None, failures: Path | None = None, label: str = "",
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.early_stopped = early_stopped if early_stopped is not None else set()
+        self.failures, self.label = failures, label
+
+    def suggest(self, trial_id):
+        out = super().suggest(trial_id)
+        if isinstance(out, dict) and trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
+        return out
 
     def on_trial_complete(self, trial_id, result=None, error=False):
         if trial_id in self._completed_trials:
@@ -95,6 +106,22 @@ class PruningOptunaSearch(OptunaSearch):
         super().restore(checkpoint_path)  # replaces __dict__; keep sharing the scheduler's set
         shared.update(self.early_stopped)
         self.early_stopped = shared
+        self._tell_lost_trials()
+
+    def _tell_lost_trials(self) -> None:
+        """A trial Optuna handed out after Tune's last saved state was lost with the interruption:
+        the restored Tune run does not know it (so it never ends) and asks another in its place.
+        It is told FAIL and recorded, so the study holds ``num_samples`` finished trials besides
+        it and no trial stays RUNNING. (Its run folder, if it started, keeps its epochs.)"""
+        known = {t.number for t in self._ot_trials.values()}
+        for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number in known:
+                continue
+            self._ot_study.tell(t.number, state=TrialState.FAIL)
+            if self.failures is not None:
+                log_failure(self.failures, self.label, t.number, "lost to the interruption",
+                            f"Ray trial {t.user_attrs.get('ray_trial_id')} started after the run's last saved "
+                            "state; another trial is asked in its place", None, t.params, None)
 
 
 class FailureLog(tune.Callback):
@@ -265,7 +292,8 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
             space=distributions(space, setting),
             metric=METRIC, mode="max", points_to_evaluate=[space.paper_point(setting)],
             storage=rdb_storage(exp_dir), study_name=key,
-            seed=setting_seed(space.search["seed"], key), early_stopped=early)
+            seed=setting_seed(space.search["seed"], key), early_stopped=early,
+            failures=exp_dir / FAILURES, label=key)
         grace, rf = rungs(space, epochs)
         scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs, grace_period=grace,
                                   reduction_factor=rf, early_stopped=early)
@@ -394,7 +422,8 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
     """Every job's search (those whose ``best`` is not known yet; ``on_search_done(job, study,
     wall_s)`` sets it), then its final seeds. ``at_once``: up to one driver process per slot of
     the cluster (never more than there are jobs) each runs a study's search, at most
-    :func:`~tune_lnl.search.studies.study_cap` trials at a time, or a setting's finals, which are
+    :func:`~tune_lnl.search.studies.study_cap` trials at a time and at most an even share of the
+    slots among the drivers (``ceil(slots / drivers)``), or a setting's finals, which are
     taken first as soon as its search has ended. Otherwise one study after another in this
     process, then the finals. Returns (method, setting) -> seed -> metric history."""
     import ray
@@ -431,6 +460,10 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                     job = searches.popleft()
                     still_open = len(searches) + 1 + sum(kind == "search" for kind, _ in running.values())
                     cap = study_cap(job.space.search["max_concurrent_per_study"], num_samples, n_slots, still_open)
+                    # and at most an even share among the drivers: a Tune run keeps the actors it
+                    # got until it ends (reuse_actors), so a larger cap lets the first driver to
+                    # start hold every slot while the other studies wait for it
+                    cap = min(cap, math.ceil(n_slots / n_drivers))
                     running[ex.submit(_search_task, job, exp_dir, data_root, num_samples, resume,
                                       cap, remote)] = ("search", job)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
