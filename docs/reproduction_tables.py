@@ -6,7 +6,10 @@
         docs/results/reproduce_mnist_pencil_320*
 
 ``--full-budget`` reads only ``finals.csv`` and ``experiment.yaml``: the committed copies under
-``docs/results/<experiment>/`` (issue 16) recompute its table without the runs.
+``docs/results/<experiment>/`` (issue 16) recompute its table without the runs. Likewise
+``--imae-searched docs/results/imae_compare_mnist`` (CE / MAE / IMAE each searched, issue 16 part 4)
+reads ``finals.csv``, ``best_configs.yaml`` and ``trials.csv``, the last written from an experiment
+folder by ``--export-trials results/imae_compare_mnist docs/results/imae_compare_mnist/trials.csv``.
 
 Prints Markdown: (1) the MLC paper's Table II next to our finals (the paper's "best" is the
 highest test accuracy over epochs, i.e. test-selected: it is compared with our oracle column,
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -115,6 +119,79 @@ def imae(folder: Path) -> str:
     return "\n".join(out)
 
 
+TRIAL_FIELDS = ["method", "setting", "trial", "state", "params", "epochs_run", "proxy_best", "proxy_best_epoch",
+                "test_acc_at_proxy_best"]
+
+
+def export_trials(exp: Path, out: Path) -> Path:
+    """Every search trial of an experiment (``--backend optuna`` run folders ``trial_NNNN``) as one
+    small CSV: its Optuna state and parameters, the epochs it ran and, at its proxy-best epoch
+    (the first maximum), the proxy and the test accuracy. The test accuracy is recorded, never
+    used to choose: the study chose by the proxy."""
+    space = experiment_space(exp)
+    rows = []
+    for method in space["methods"]:
+        for setting in space["settings"]:
+            folder = Path(exp) / "search" / method / setting
+            if not folder.is_dir():
+                continue
+            for t in open_study(exp, f"{method}/{setting}").trials:
+                h = read_history(folder / f"trial_{t.number:04d}")
+                b = h[first_best(h)] if h else {}
+                rows.append({"method": method, "setting": setting, "trial": t.number, "state": t.state.name,
+                             "params": json.dumps(t.params, sort_keys=True), "epochs_run": len(h),
+                             "proxy_best": b.get("proxy", ""), "proxy_best_epoch": b.get("epoch", ""),
+                             "test_acc_at_proxy_best": b.get("test_acc", "")})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=TRIAL_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def trials(folder: Path) -> dict[tuple[str, str], list[dict]]:
+    """``trials.csv`` (:func:`export_trials`) by (method, setting), params decoded."""
+    out = defaultdict(list)
+    with open(Path(folder) / "trials.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            out[(r["method"], r["setting"])].append({**r, "params": json.loads(r["params"])})
+    return out
+
+
+def imae_searched(folder: Path) -> str:
+    """Issue 16 part 4: CE / MAE / IMAE, each with its searched config (chosen by the proxy), from
+    ``finals.csv``, ``best_configs.yaml`` and ``trials.csv`` alone; the ordering of the three by
+    the proxy-selected best and by last, with the seeds' spread."""
+    rows, tr = finals(folder), trials(folder)
+    best = yaml.safe_load((Path(folder) / "best_configs.yaml").read_text())["methods"]
+    settings = sorted({s for _, s in rows}, key=lambda s: float(s.split("-")[1]))
+    fmt = lambda p: ", ".join(f"{k} {v:.3g}" for k, v in sorted(p.items()))  # noqa: E731
+    out = ["| setting | method | searched config (by the proxy) | its proxy_best | trials (COMPLETE / PRUNED / FAIL) | "
+           "best (proxy-selected epoch) | last | oracle max (TEST-SELECTED) | per seed: best / last |",
+           "|" + " --- |" * 9]
+    verdict = []
+    for s in settings:
+        means = {}
+        for m in ("ce", "mae", "imae"):
+            r = sorted(rows.get((m, s), []), key=lambda x: int(x["seed"]))
+            if not r:
+                continue
+            chosen = best[m][s]
+            params = {k: chosen["config"][k] for k in tr[(m, s)][0]["params"]}
+            states = [t["state"] for t in tr[(m, s)]]
+            counts = " / ".join(str(states.count(k)) for k in ("COMPLETE", "PRUNED", "FAIL"))
+            seeds = ", ".join(f"{100 * float(x['best']):.2f} / {100 * float(x['last']):.2f}" for x in r)
+            out.append(f"| {s} | {m} | {fmt(params)} | {100 * chosen['proxy_best']:.2f} | {counts} | {cell(r, 'best')} | "
+                       f"{cell(r, 'last')} | {cell(r, 'oracle_max')} | {seeds} |")
+            means[m] = {k: mean_std([100 * float(x[k]) for x in r]) for k in ("best", "last")}
+        if len(means) == 3:
+            for k in ("best", "last"):
+                order = sorted(means, key=lambda m: -means[m][k][0])
+                verdict.append(f"{s} {k}: " + " > ".join(f"{m} {means[m][k][0]:.2f}" for m in order))
+    return "\n".join(out + ["", "Order by the mean over seeds:", ""] + [f"* {v}" for v in verdict])
+
+
 def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
     study = open_study(search, f"mlc/{setting}")
     paper, best = study.trials[0], study.best_trial
@@ -159,7 +236,14 @@ def main() -> None:
     p.add_argument("--imae", type=Path)
     p.add_argument("--search", type=Path)
     p.add_argument("--search-setting", default="sym-0.8")
+    p.add_argument("--export-trials", type=Path, nargs=2, metavar=("EXPERIMENT", "CSV"),
+                   help="write every search trial of an experiment folder to a small CSV (docs/results/<name>/trials.csv)")
+    p.add_argument("--imae-searched", type=Path, help="docs/results folder of the IMAE T search (issue 16 part 4)")
     a = p.parse_args()
+    if a.export_trials:
+        print(export_trials(*a.export_trials))
+    if a.imae_searched:
+        print("\n## IMAE, CE and MAE, each searched\n\n" + imae_searched(a.imae_searched))
     if a.table2:
         print("## Table II\n\n" + table2(a.table2))
     if a.full_budget:
