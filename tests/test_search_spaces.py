@@ -112,6 +112,22 @@ def test_reproduction_files_differ_from_the_papers_only_by_the_stated_budget():
         assert (cfg["T"], cfg["epochs"], cfg["model"], cfg["lr"]) == (8.0, 80, "mlp", 1e-3)
 
 
+def test_imae_wide_T_file_is_the_imae_search_with_only_T_widened():
+    """Issue 16 part 4's follow-up: imae_T_wide_mnist.yaml is imae_compare_mnist.yaml's IMAE study
+    (settings, noise, budget, paper point T = 8 / lr 1e-3, lr range, trials, seeds) with T's upper
+    bound 64 instead of 16, so that its finals compare with that file's."""
+    ref = load_experiment(REPO / "search_spaces/imae_compare_mnist.yaml")
+    wide = load_experiment(REPO / "search_spaces/imae_T_wide_mnist.yaml")
+    a, b = ref.methods["imae"], wide.methods["imae"]
+    assert list(wide.methods) == ["imae"] and wide.settings == ref.settings
+    assert (b.num_samples, b.final_seeds) == (a.num_samples, 3)
+    for s in ref.settings:
+        assert b.paper_config(s, "/") == a.paper_config(s, "/")
+        ra, rb = a.space_for(s), b.space_for(s)
+        assert rb["lr"] == ra["lr"] and (ra["T"].high, rb["T"].high) == (16.0, 64.0)
+        assert (rb["T"].low, rb["T"].log) == (ra["T"].low, ra["T"].log) == (0.25, True)
+
+
 def test_mlc_search_files_are_the_reproduction_budget_with_two_proxies():
     """Issue 16 part 5's pair of files: MLC on sym-0.8 and pair-0.45 exactly as in
     reproduce_mnist_table2_official.yaml (the shipped default variant; paper values, search ranges,
