@@ -77,7 +77,7 @@ def fig_landscape(docs_folder: Path, method: str, param: str, path: Path) -> Pat
         ax.legend(fontsize=7, loc="lower left")
     fig.colorbar(sc, ax=axes[0].tolist(), label="lr")
     fig.suptitle(f"{method}: every search trial (large, outlined: ran all epochs; small: pruned)", fontsize=9)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 

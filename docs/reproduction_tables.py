@@ -130,7 +130,7 @@ def export_trials(exp: Path, out: Path) -> Path:
     used to choose: the study chose by the proxy."""
     space = experiment_space(exp)
     rows = []
-    for method in space["methods"]:
+    for method in space.get("methods") or [space["method"]]:  # several methods, or one
         for setting in space["settings"]:
             folder = Path(exp) / "search" / method / setting
             if not folder.is_dir():
