@@ -75,6 +75,7 @@ def fig_landscape(docs_folder: Path, method: str, param: str, path: Path) -> Pat
         ax.scatter([c["config"][param]], [100 * c["proxy_best"]], marker="*", c="C1", s=140, label="chosen by the proxy")
         ax.set(xscale="log", xlabel=param, ylabel="proxy_best % (noisy_val)", title=f"{method}, {s}")
         ax.legend(fontsize=7, loc="lower left")
+    fig.subplots_adjust(wspace=0.35)
     fig.colorbar(sc, ax=axes[0].tolist(), label="lr")
     fig.suptitle(f"{method}: every search trial (large, outlined: ran all epochs; small: pruned)", fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
