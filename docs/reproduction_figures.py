@@ -29,8 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reproduction_tables import describe, experiment_space, finals, trials  # noqa: E402  (this folder)
+from reproduction_tables import by_rate, describe, experiment_space, finals, trials  # noqa: E402  (this folder)
 from tune_lnl.results.report import fig_analytics, fig_box, fig_final_curves  # noqa: E402
+from tune_lnl.results.result import Result  # noqa: E402
 from tune_lnl.results.runs import read_history  # noqa: E402
 
 
@@ -56,10 +57,9 @@ def fig_landscape(docs_folder: Path, method: str, param: str, path: Path) -> Pat
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import yaml
     tr = trials(docs_folder)
-    chosen = yaml.safe_load((docs_folder / "best_configs.yaml").read_text())["methods"][method]
-    settings = sorted((s for m, s in tr if m == method), key=lambda s: float(s.split("-")[1]))
+    chosen = Result.read(docs_folder).best_configs[method]
+    settings = by_rate(s for m, s in tr if m == method)
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), squeeze=False)
     for ax, s in zip(axes[0], settings):
         ts = [t for t in tr[(method, s)] if t["proxy_best"]]

@@ -28,8 +28,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tune_lnl.results.runs import read_history  # noqa: E402
-from tune_lnl.results.runs import first_best, mean_std, open_study  # noqa: E402
+from tune_lnl.results.result import Result  # noqa: E402
+from tune_lnl.results.runs import first_best, mean_std, open_study, read_history  # noqa: E402
 
 SETTINGS = ["sym-0.2", "sym-0.4", "sym-0.8", "pair-0.2", "pair-0.45"]
 #: MLC paper, Table II (MNIST): best, last per setting in SETTINGS order
@@ -83,6 +83,16 @@ def describe(space: dict, setting: str) -> str:
     return ", ".join(x for x in (f"variant {variant}" if variant else "", f"lambda {lam:g}" if lam else "") if x)
 
 
+def by_rate(settings) -> list[str]:
+    """Settings named ``<kind>-<rate>`` (``uniform-0.2``), by rate."""
+    return sorted(settings, key=lambda s: float(s.split("-")[1]))
+
+
+def params_text(params: dict, spec: str) -> str:
+    """``k v, ...`` of a trial's parameters, sorted by name, each value in format ``spec``."""
+    return ", ".join(f"{k} {v:{spec}}" for k, v in sorted(params.items()))
+
+
 def full_budget(folders: list[Path]) -> str:
     """Issue 16: the finals of paper-only experiments at the paper's budget (several seeds), per
     space file (folders of one space file, e.g. its settings run in two parts, are pooled), beside
@@ -109,7 +119,7 @@ def full_budget(folders: list[Path]) -> str:
 
 def imae(folder: Path) -> str:
     rows = finals(folder)
-    settings = sorted({s for _, s in rows}, key=lambda s: float(s.split("-")[1]))
+    settings = by_rate({s for _, s in rows})
     out = ["| method | " + " | ".join(f"{s} best | {s} last | {s} oracle (TEST-SELECTED)" for s in settings) + " |",
            "| --- |" + " --- | --- | --- |" * len(settings)]
     for method in ("ce", "mae", "imae"):
@@ -164,9 +174,8 @@ def imae_searched(folder: Path) -> str:
     ``finals.csv``, ``best_configs.yaml`` and ``trials.csv`` alone; the ordering of the three by
     the proxy-selected best and by last, with the seeds' spread."""
     rows, tr = finals(folder), trials(folder)
-    best = yaml.safe_load((Path(folder) / "best_configs.yaml").read_text())["methods"]
-    settings = sorted({s for _, s in rows}, key=lambda s: float(s.split("-")[1]))
-    fmt = lambda p: ", ".join(f"{k} {v:.3g}" for k, v in sorted(p.items()))  # noqa: E731
+    best = Result.read(folder).best_configs
+    settings = by_rate({s for _, s in rows})
     out = ["| setting | method | searched config (by the proxy) | its proxy_best | trials (COMPLETE / PRUNED / FAIL) | "
            "best (proxy-selected epoch) | last | oracle max (TEST-SELECTED) | per seed: best / last |",
            "|" + " --- |" * 9]
@@ -182,7 +191,7 @@ def imae_searched(folder: Path) -> str:
             states = [t["state"] for t in tr[(m, s)]]
             counts = " / ".join(str(states.count(k)) for k in ("COMPLETE", "PRUNED", "FAIL"))
             seeds = ", ".join(f"{100 * float(x['best']):.2f} / {100 * float(x['last']):.2f}" for x in r)
-            out.append(f"| {s} | {m} | {fmt(params)} | {100 * chosen['proxy_best']:.2f} | {counts} | {cell(r, 'best')} | "
+            out.append(f"| {s} | {m} | {params_text(params, '.3g')} | {100 * chosen['proxy_best']:.2f} | {counts} | {cell(r, 'best')} | "
                        f"{cell(r, 'last')} | {cell(r, 'oracle_max')} | {seeds} |")
             means[m] = {k: mean_std([100 * float(x[k]) for x in r]) for k in ("best", "last")}
         if len(means) == 3:
@@ -211,11 +220,10 @@ def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
         b = at_best[t.number]
         return f"{100 * b['test_acc']:.2f} (epoch {b['epoch']} of {len(histories[t.number])})"
 
-    fmt = lambda p: ", ".join(f"{k} {v:.4g}" for k, v in sorted(p.items()))  # noqa: E731
-    out.append(f"| paper (Table I; trial 0) | {fmt(paper.params)} | {100 * paper.value:.2f} | {trial_test(paper)} | "
+    out.append(f"| paper (Table I; trial 0) | {params_text(paper.params, '.4g')} | {100 * paper.value:.2f} | {trial_test(paper)} | "
                f"{cell(final_paper, 'best')} | {cell(final_paper, 'last')} | {cell(final_paper, 'oracle_max')} |")
     if best.number != paper.number:
-        out.append(f"| searched (trial {best.number}, best by the proxy) | {fmt(best.params)} | {100 * best.value:.2f} | "
+        out.append(f"| searched (trial {best.number}, best by the proxy) | {params_text(best.params, '.4g')} | {100 * best.value:.2f} | "
                    f"{trial_test(best)} | {cell(final_search, 'best')} | {cell(final_search, 'last')} | "
                    f"{cell(final_search, 'oracle_max')} |")
     else:
@@ -224,7 +232,7 @@ def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
             "| trial | state | epochs run | params | proxy_best | test acc at that epoch |", "|" + " --- |" * 6]
     for t in study.trials:
         b = at_best[t.number]
-        out.append(f"| {t.number} | {t.state.name} | {len(histories[t.number])} | {fmt(t.params)} | "
+        out.append(f"| {t.number} | {t.state.name} | {len(histories[t.number])} | {params_text(t.params, '.4g')} | "
                    f"{100 * b['proxy']:.2f} | {100 * b['test_acc']:.2f} |")
     return "\n".join(out)
 
