@@ -24,6 +24,9 @@ def test_paper_only_retrains_the_papers_values_without_a_search(tmp_path, repo, 
     assert "0 searches, 2 x 1 final runs (0 already done); 2 worker processes" in proc.stdout
     best = yaml.safe_load((exp / "best_configs.yaml").read_text())
     assert best["selected_by"].startswith("none: the space file's paper values")
+    # the experiment is its folder (--smoke adds '-smoke'; --name likewise), the space's name kept beside it
+    assert (best["experiment"], best["space_name"]) == ("mlc_mnist-smoke", "mlc_mnist")
+    assert (exp / "finals.md").read_text().startswith("# Finals: mlc_mnist-smoke (mnist")
     for setting, values in PAPER.items():
         cfg = best["methods"]["mlc"][setting]["config"]
         assert {k: cfg[k] for k in values} == values

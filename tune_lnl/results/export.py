@@ -19,8 +19,10 @@ SELECTED_BY_PAPER = "none: the space file's paper values (--paper-only); the pro
 
 
 def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]], paper_only: bool = False) -> None:
-    """``best``: method -> setting -> {"config": full run config, "proxy_best": float, ...}."""
-    doc = {"kind": BEST_KIND, "experiment": exp.name, "dataset": exp.dataset,
+    """``best``: method -> setting -> {"config": full run config, "proxy_best": float, ...}. The
+    experiment is named by its folder (``--name``), the space file's own name kept where it differs."""
+    doc = {"kind": BEST_KIND, "experiment": path.parent.name,
+           **({"space_name": exp.name} if exp.name != path.parent.name else {}), "dataset": exp.dataset,
            "dataset_options": exp.dataset_options, "proxy": exp.proxy,
            "space_file": str(exp.path) if exp.path else None, "selected_by": SELECTED_BY_PAPER if paper_only else SELECTED_BY_PROXY,
            "methods": best}
@@ -44,7 +46,7 @@ def write_finals(exp_dir: Path, exp, runs: dict[str, dict[str, dict[int, dict]]]
                 w.writerow({"method": method, "setting": setting, "seed": seed,
                             **{k: summary[k] for k in FIELDS[3:]}})
     atomic_write(exp_dir / "finals.csv", buf.getvalue())
-    text = finals_markdown(exp, runs, paper_only)
+    text = finals_markdown(exp, runs, paper_only, exp_dir.name)
     atomic_write(exp_dir / "finals.md", text)
     return text
 
@@ -54,13 +56,14 @@ def _cell(per_seed: dict[int, dict], key: str) -> str:
     return f"{m:.2f} ± {sd:.2f}"
 
 
-def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only: bool = False) -> str:
+def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only: bool = False,
+                    name: str | None = None) -> str:
     settings = list(dict.fromkeys(s for per in runs.values() for s in per))
     n_seeds = sorted({len(per_seed) for per in runs.values() for per_seed in per.values()})
     last_k = exp.finals["last_k"]
     head = "| method | " + " | ".join(f"{s} best | {s} last" for s in settings) + " |"
     rule = "| --- |" + " --- | --- |" * len(settings)
-    lines = [f"# Finals: {exp.name} ({exp.dataset}, proxy `{exp.proxy}`)", "",
+    lines = [f"# Finals: {name or exp.name} ({exp.dataset}, proxy `{exp.proxy}`)", "",
              f"Test accuracy (%), mean ± std over {'/'.join(map(str, n_seeds))} seeds, each method with "
              + ("the space file's paper hyperparameters (--paper-only, no search)" if paper_only else
                 "its proxy-selected hyperparameters") + f". **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
