@@ -40,24 +40,28 @@ def collect(folders: list[Path], by_setting: bool = False) -> dict[tuple[str, ..
     ``by_setting``, (setting,) -> method -> histories (the methods of one experiment side by side)."""
     out: dict = defaultdict(lambda: defaultdict(list))
     for folder in folders:
-        space = experiment_space(folder)
+        space, chosen = experiment_space(folder), Result.read(folder).best_configs
         for (method, setting), rows in finals(folder).items():
+            trial = chosen[method][setting].get("optuna_trial")  # absent with --paper-only
+            what = describe(space, setting) if trial is None else \
+                f"searched: {space.get('proxy', 'proxy')} pick, trial {trial}, lambda {chosen[method][setting]['config']['lambda']:.4g}" \
+                if "lambda" in chosen[method][setting]["config"] else f"searched: {space.get('proxy', 'proxy')} pick, trial {trial}"
             for r in sorted(rows, key=lambda x: int(x["seed"])):
                 history = read_history(folder / "finals" / method / setting / f"seed_{r['seed']}")
-                key, label = ((setting,), method) if by_setting else \
-                    ((method, setting), f"{method} {describe(space, setting)}")
+                key, label = ((setting,), method) if by_setting else ((method, setting), f"{method} {what}")
                 out[key][label].append(history)
     return out
 
 
-def fig_landscape(docs_folder: Path, method: str, param: str, path: Path) -> Path:
+def fig_landscape(docs_folder: Path, method: str, param: str, path: Path, colour: str = "lr") -> Path:
     """One panel per setting: every search trial of ``method`` (``trials.csv``), its ``param``
-    against its proxy_best, coloured by lr; the paper's point (trial 0) and the trial the study
+    against its proxy_best, coloured by ``colour`` (another parameter); the paper's point (trial 0) and the trial the study
     chose (``best_configs.yaml``) marked. Proxy only: what the search saw."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     tr = trials(docs_folder)
+    proxy = experiment_space(docs_folder)["proxy"]
     chosen = Result.read(docs_folder).best_configs[method]
     settings = by_rate(s for m, s in tr if m == method)
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.6), squeeze=False)
@@ -65,18 +69,20 @@ def fig_landscape(docs_folder: Path, method: str, param: str, path: Path) -> Pat
         ts = [t for t in tr[(method, s)] if t["proxy_best"]]
         x = [t["params"][param] for t in ts]
         y = [100 * float(t["proxy_best"]) for t in ts]
-        lr = [t["params"].get("lr", 0) for t in ts]
+        hue = [t["params"][colour] for t in ts]
         done = [t["state"] == "COMPLETE" for t in ts]
-        sc = ax.scatter(x, y, c=lr, cmap="viridis", norm=matplotlib.colors.LogNorm(), s=[36 if d else 14 for d in done],
+        sc = ax.scatter(x, y, c=hue, cmap="viridis", norm=matplotlib.colors.LogNorm() if min(hue) > 0 else None, s=[36 if d else 14 for d in done],
                         edgecolors=["k" if d else "none" for d in done])
         p0 = next(t for t in ts if t["trial"] == "0")
         ax.scatter([p0["params"][param]], [100 * float(p0["proxy_best"])], marker="x", c="C3", s=60, label="paper (trial 0)")
         c = chosen[s]
         ax.scatter([c["config"][param]], [100 * c["proxy_best"]], marker="*", c="C1", s=140, label="chosen by the proxy")
-        ax.set(xscale="log", xlabel=param, ylabel="proxy_best % (noisy_val)", title=f"{method}, {s}")
+        spec = {**experiment_space(docs_folder).get("space", {}),
+                **experiment_space(docs_folder)["settings"][s].get("space", {})}.get(param, {})
+        ax.set(xscale="log" if spec.get("log") else "linear", xlabel=param, ylabel=f"proxy_best % ({proxy})", title=f"{method}, {s}")
         ax.legend(fontsize=7, loc="lower left")
     fig.subplots_adjust(wspace=0.35)
-    fig.colorbar(sc, ax=axes[0].tolist(), label="lr")
+    fig.colorbar(sc, ax=axes[0].tolist(), label=colour)
     fig.suptitle(f"{method}: every search trial (large, outlined: ran all epochs; small: pruned)", fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -94,6 +100,7 @@ def main() -> None:
     p.add_argument("--landscape", type=Path, metavar="DOCS_RESULTS",
                    help="docs/results/<name> folder with trials.csv: <prefix>_landscape_<method>_<param>.png")
     p.add_argument("--landscape-of", nargs=2, default=["imae", "T"], metavar=("METHOD", "PARAM"))
+    p.add_argument("--landscape-colour", default="lr", metavar="PARAM", help="the parameter that colours the points")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     epochs = {experiment_space(f).get("fixed", {}).get("epochs") for f in a.folders}
@@ -108,7 +115,8 @@ def main() -> None:
             if made:
                 print(made)
     if a.landscape:
-        print(fig_landscape(a.landscape, *a.landscape_of, a.out / f"{a.prefix}_landscape_{'_'.join(a.landscape_of)}.png"))
+        print(fig_landscape(a.landscape, *a.landscape_of, a.out / f"{a.prefix}_landscape_{'_'.join(a.landscape_of)}.png",
+                            a.landscape_colour))
 
 
 if __name__ == "__main__":

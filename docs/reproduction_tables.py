@@ -29,7 +29,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tune_lnl.results.result import Result  # noqa: E402
-from tune_lnl.results.runs import first_best, mean_std, open_study, read_history  # noqa: E402
+from tune_lnl.results.runs import first_best, mean_std, open_study, read_history, runs_under  # noqa: E402
 
 SETTINGS = ["sym-0.2", "sym-0.4", "sym-0.8", "pair-0.2", "pair-0.45"]
 #: MLC paper, Table II (MNIST): best, last per setting in SETTINGS order
@@ -129,15 +129,26 @@ def imae(folder: Path) -> str:
     return "\n".join(out)
 
 
+#: the validation sets a trial is also read at (each at its own best epoch), besides the experiment's proxy
+OTHER_PROXIES = ("noisy_val", "clean_val")
 TRIAL_FIELDS = ["method", "setting", "trial", "state", "params", "epochs_run", "proxy_best", "proxy_best_epoch",
-                "test_acc_at_proxy_best"]
+                "test_acc_at_proxy_best"] + [f for p in OTHER_PROXIES
+                                             for f in (f"{p}_best", f"{p}_best_epoch", f"test_acc_at_{p}_best")]
+#: the per-epoch columns of --export-final-epochs (blank where a run did not log one)
+EPOCH_FIELDS = ["method", "setting", "seed", "epoch", "proxy", "noisy_val_acc", "clean_val_acc", "test_acc"]
+
+
+def at_first_best(history: list[dict], key: str) -> dict:
+    """The epoch line where ``key`` first reaches its maximum; {} if the run did not log ``key``."""
+    return history[first_best(history, key)] if history and key in history[0] else {}
 
 
 def export_trials(exp: Path, out: Path) -> Path:
     """Every search trial of an experiment (``--backend optuna`` run folders ``trial_NNNN``) as one
     small CSV: its Optuna state and parameters, the epochs it ran and, at its proxy-best epoch
-    (the first maximum), the proxy and the test accuracy. The test accuracy is recorded, never
-    used to choose: the study chose by the proxy."""
+    (the first maximum), the proxy and the test accuracy; likewise at its noisy_val-best and
+    clean_val-best epochs where the runs logged them (other proxies, to re-select by). The test accuracy is
+    recorded, never used to choose: the study chose by the proxy."""
     space = experiment_space(exp)
     rows = []
     for method in space.get("methods") or [space["method"]]:  # several methods, or one
@@ -147,17 +158,36 @@ def export_trials(exp: Path, out: Path) -> Path:
                 continue
             for t in open_study(exp, f"{method}/{setting}").trials:
                 h = read_history(folder / f"trial_{t.number:04d}")
-                b = h[first_best(h)] if h else {}
-                rows.append({"method": method, "setting": setting, "trial": t.number, "state": t.state.name,
-                             "params": json.dumps(t.params, sort_keys=True), "epochs_run": len(h),
-                             "proxy_best": b.get("proxy", ""), "proxy_best_epoch": b.get("epoch", ""),
-                             "test_acc_at_proxy_best": b.get("test_acc", "")})
+                row = {"method": method, "setting": setting, "trial": t.number, "state": t.state.name,
+                       "params": json.dumps(t.params, sort_keys=True), "epochs_run": len(h)}
+                for name, key in (("proxy", "proxy"), *((p, f"{p}_acc") for p in OTHER_PROXIES)):
+                    b = at_first_best(h, key)
+                    row |= {f"{name}_best": b.get(key, ""), f"{name}_best_epoch": b.get("epoch", ""),
+                            f"test_acc_at_{name}_best": b.get("test_acc", "")}
+                rows.append(row)
+    return write_csv(out, TRIAL_FIELDS, rows)
+
+
+def write_csv(out: Path, fields: list[str], rows: list[dict]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=TRIAL_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
     return out
+
+
+def export_final_epochs(exp: Path, out: Path) -> Path:
+    """Every epoch of every final run of an experiment (``finals/<method>/<setting>/seed_N``) as one
+    small CSV of accuracies: the proxy, both validation sets where logged, the test set. It lets a
+    table select the finals' epoch by a second proxy (clean_val) without the run folders."""
+    rows = []
+    for method_dir in sorted((Path(exp) / "finals").iterdir()):
+        for setting_dir in sorted(method_dir.iterdir()):
+            for run, history in runs_under(setting_dir).items():
+                rows += [{"method": method_dir.name, "setting": setting_dir.name, "seed": h["seed"],
+                          **{k: h.get(k, "") for k in EPOCH_FIELDS[3:]}} for h in history]
+    return write_csv(out, EPOCH_FIELDS, rows)
 
 
 def trials(folder: Path) -> dict[tuple[str, str], list[dict]]:
@@ -199,6 +229,88 @@ def imae_searched(folder: Path) -> str:
                 order = sorted(means, key=lambda m: -means[m][k][0])
                 verdict.append(f"{s} {k}: " + " > ".join(f"{m} {means[m][k][0]:.2f}" for m in order))
     return "\n".join(out + ["", "Order by the mean over seeds:", ""] + [f"* {v}" for v in verdict])
+
+
+def final_epochs(folder: Path) -> dict[tuple[str, str, int], list[dict]]:
+    """``final_epochs.csv`` (:func:`export_final_epochs`) by (method, setting, seed), epochs in order."""
+    out = defaultdict(list)
+    with open(Path(folder) / "final_epochs.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            out[(r["method"], r["setting"], int(r["seed"]))].append(
+                {k: (int(v) if k == "epoch" else float(v)) for k, v in r.items() if k in EPOCH_FIELDS[3:] and v != ""})
+    return {k: sorted(v, key=lambda h: h["epoch"]) for k, v in out.items()}
+
+
+def finals_by(folder: Path, method: str, setting: str, key: str) -> list[dict]:
+    """Each final seed's test accuracy at the epoch where ``key`` (a proxy) first peaks, and that
+    proxy value: the finals selected by ``key`` instead of the experiment's own proxy."""
+    runs = {seed: h for (m, s, seed), h in final_epochs(folder).items() if (m, s) == (method, setting)}
+    return [{"seed": seed, "test": h[first_best(h, key)]["test_acc"], "proxy": h[first_best(h, key)][key],
+             "epoch": h[first_best(h, key)]["epoch"]} for seed, h in sorted(runs.items())]
+
+
+def mlc_searched(search: Path, paper: Path, clean_search: Path | None = None) -> str:
+    """Issue 16 part 5: MLC's searched configs against the paper's (Table I) config, from the
+    committed files alone. ``search``: the search noisy_val selected (trials.csv, finals.csv,
+    final_epochs.csv, best_configs.yaml); ``paper``: the same file run ``--paper-only`` (the Table I
+    config's finals on the same data and seeds); ``clean_search``: the same search with clean_val
+    selecting (its own TPE and ASHA). Rows: the paper config, the noisy_val pick, the config
+    clean_val re-selects among the noisy_val search's complete trials (retrained only where it is
+    another row's config), the clean_val search's pick. Both proxies were logged on every epoch,
+    so every trial and final is read at its noisy_val-best and at its clean_val-best epoch.
+    Nothing here looks at the test set to choose."""
+    space = experiment_space(search)
+    tr = trials(search)
+    head = ("| setting | config | params | trial (seed 0): noisy_val best / clean_val best | trial: test at the "
+            "noisy_val-best / clean_val-best epoch | finals (mean ± std over the seeds): noisy_val best / clean_val "
+            "best | finals: test at the noisy_val-best epoch | at the clean_val-best epoch | last | oracle max "
+            "(TEST-SELECTED) |")
+    out, notes = [head, "|" + " --- |" * 10], []
+    pct = lambda v: f"{100 * float(v):.2f}"  # noqa: E731
+
+    def ms(values):
+        m, sd = mean_std([100 * v for v in values])
+        return f"{m:.2f} ± {sd:.2f}"
+
+    def chosen(rows, folder, setting):  # the complete trial whose parameters the experiment selected
+        config = Result.read(folder).best_configs["mlc"][setting]["config"]
+        return next(t for t in rows if t["state"] == "COMPLETE" and all(t["params"][k] == config[k] for k in t["params"]))
+
+    for s in by_rate(space["settings"]):
+        rows = tr[("mlc", s)]
+        pv = {**space.get("paper", {}), **space["settings"][s].get("paper", {})}
+        paper_trial = next(t for t in rows if all(abs(t["params"][k] - pv[k]) <= 1e-9 * abs(pv[k]) for k in pv))
+        noisy_pick = chosen(rows, search, s)
+        clean = max((t for t in rows if t["state"] == "COMPLETE"), key=lambda t: (float(t["clean_val_best"]), -int(t["trial"])))
+        picks = [("paper (Table I; trial 0)", paper_trial, paper), (f"noisy_val search: its pick (trial {noisy_pick['trial']})",
+                 noisy_pick, search), (f"noisy_val search, re-selected by clean_val (trial {clean['trial']})", clean, None)]
+        runs = [("noisy_val search", rows)]
+        if clean_search is not None:
+            crows = trials(clean_search)[("mlc", s)]
+            cpick = chosen(crows, clean_search, s)
+            picks.append((f"clean_val search: its pick (trial {cpick['trial']})", cpick, clean_search))
+            runs.append(("clean_val search", crows))
+        for name, rs in runs:
+            counts = " / ".join(str(sum(t["state"] == k for t in rs)) for k in ("COMPLETE", "PRUNED", "FAIL"))
+            notes.append(f"{s}, {name}: {len(rs)} trials (COMPLETE / PRUNED / FAIL: {counts})")
+        shown = {}
+        for label, t, folder in picks:
+            same = next((lab for lab, params in shown.items() if params == t["params"]), None)
+            if same:
+                out.append(f"| {s} | {label} | the same config as: {same} | | | | | | | |")
+                continue
+            shown[label] = t["params"]
+            cells = (f"| {s} | {label} | {params_text(t['params'], '.4g')} | {pct(t['noisy_val_best'])} / "
+                     f"{pct(t['clean_val_best'])} | {pct(t['test_acc_at_noisy_val_best'])} / {pct(t['test_acc_at_clean_val_best'])} |")
+            if folder is None:
+                out.append(cells + " not retrained | | | | |")
+                continue
+            fr = finals(folder)[("mlc", s)]
+            by_noisy, by_clean = (finals_by(folder, "mlc", s, k) for k in ("noisy_val_acc", "clean_val_acc"))
+            out.append(cells + f" {ms([x['proxy'] for x in by_noisy])} / {ms([x['proxy'] for x in by_clean])} | "
+                       f"{ms([x['test'] for x in by_noisy])} | {ms([x['test'] for x in by_clean])} | {cell(fr, 'last')} | "
+                       f"{cell(fr, 'oracle_max')} |")
+    return "\n".join(out + [""] + [f"* {n}" for n in notes])
 
 
 def search_vs_paper(search: Path, table2_folder: Path, setting: str) -> str:
@@ -247,9 +359,17 @@ def main() -> None:
     p.add_argument("--export-trials", type=Path, nargs=2, metavar=("EXPERIMENT", "CSV"),
                    help="write every search trial of an experiment folder to a small CSV (docs/results/<name>/trials.csv)")
     p.add_argument("--imae-searched", type=Path, help="docs/results folder of the IMAE T search (issue 16 part 4)")
+    p.add_argument("--export-final-epochs", type=Path, nargs=2, metavar=("EXPERIMENT", "CSV"),
+                   help="write every epoch of every final run to a small CSV (docs/results/<name>/final_epochs.csv)")
+    p.add_argument("--mlc-searched", type=Path, nargs="+", metavar="FOLDER",
+                   help="docs/results folders: the MLC search (noisy_val), its --paper-only run[, the clean_val search] (issue 16 part 5)")
     a = p.parse_args()
     if a.export_trials:
         print(export_trials(*a.export_trials))
+    if a.export_final_epochs:
+        print(export_final_epochs(*a.export_final_epochs))
+    if a.mlc_searched:
+        print("\n## MLC searched against Table I\n\n" + mlc_searched(*a.mlc_searched))
     if a.imae_searched:
         print("\n## IMAE, CE and MAE, each searched\n\n" + imae_searched(a.imae_searched))
     if a.table2:
