@@ -10,6 +10,10 @@
 ``--imae-searched docs/results/imae_compare_mnist`` (CE / MAE / IMAE each searched, issue 16 part 4)
 reads ``finals.csv``, ``best_configs.yaml`` and ``trials.csv``, the last written from an experiment
 folder by ``--export-trials results/imae_compare_mnist docs/results/imae_compare_mnist/trials.csv``.
+``--mlc-searched docs/results/mlc_search_mnist docs/results/mlc_search_mnist_paper
+docs/results/mlc_search_mnist_clean_val`` (issue 16 part 5) adds ``final_epochs.csv`` (every epoch
+of every final seed: both proxies and the test accuracy; ``--export-final-epochs EXP CSV``), so
+that each config's finals are read at the epoch either proxy selects.
 
 Prints Markdown: (1) the MLC paper's Table II next to our finals (the paper's "best" is the
 highest test accuracy over epochs, i.e. test-selected: it is compared with our oracle column,
