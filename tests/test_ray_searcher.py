@@ -57,3 +57,23 @@ def test_a_trial_handed_out_after_the_last_save_is_told_fail_on_restore(tmp_path
     runs = {"lost": [{"trial_id": "aaaa0002", "config": {"lr": lr}}],
             "rerun": [{"trial_id": "aaaa0003", "config": {"lr": lr}}]}
     assert run_states(runs, study) == {"lost": "FAIL", "rerun": "COMPLETE"}
+
+
+def test_a_trial_that_had_ended_before_the_kill_keeps_its_verdict_on_restore(tmp_path):
+    """Tune saved its state while a trial ran; the study then told the trial PRUNED; killed. The
+    restored Tune run continues that trial from its checkpoint and reports its epochs: they must
+    not reach the study (Optuna refuses to update a finished trial, which stopped the search)."""
+    before = _searcher(tmp_path, None)
+    assert isinstance(before.suggest("bbbb0001"), dict)
+    saved = tmp_path / "searcher.pkl"
+    before.save(str(saved))  # Tune's last saved state: the trial runs
+    before.early_stopped.add("bbbb0001")
+    before.on_trial_complete("bbbb0001", {"proxy_best": 0.3, "training_iteration": 2})  # pruned at a rung
+
+    after = _searcher(tmp_path, None)
+    after.restore(str(saved))
+    after.on_trial_result("bbbb0001", {"proxy_best": 0.4, "training_iteration": 3})  # continued
+    after.on_trial_complete("bbbb0001", {"proxy_best": 0.5, "training_iteration": 6})
+    study = optuna.load_study(study_name="m/s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED and trial.intermediate_values == {2: 0.3}

@@ -77,8 +77,21 @@ class PruningOptunaSearch(OptunaSearch):
             self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
         return out
 
+    def _told(self, trial_id) -> bool:
+        """Has the study already told this trial's end? Tune's saved run state lags the study:
+        after a kill, a trial that had ended (e.g. PRUNED at a rung) may still be running in the
+        restored Tune run, which continues it from its checkpoint. Its results then go nowhere:
+        the study keeps its first verdict (reporting to it would raise and stop the search)."""
+        ot_trial = self._ot_trials.get(trial_id)
+        return ot_trial is not None and self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
+    def on_trial_result(self, trial_id, result):
+        if not self._told(trial_id):
+            super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id, result=None, error=False):
-        if trial_id in self._completed_trials:
+        if trial_id in self._completed_trials or self._told(trial_id):
+            self._completed_trials.add(trial_id)
             return None
         if error or (result or {}).get("failed"):
             # a crashed (retries exhausted) or diverged trial: FAIL, whatever it reported before
