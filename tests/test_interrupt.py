@@ -68,12 +68,12 @@ def _resume(cmd, repo):
     return proc
 
 
-def _check_complete(exp: Path, space, backend: str):
+def _check_complete(exp: Path, space, backend: str, method: str = "mlc"):
     """Exactly ``num_samples`` finished trials. On Ray a trial that Optuna handed out after Tune's
     last saved state is lost with the kill (the restored run asks another): it must be told FAIL
     and recorded as such, never left RUNNING; the Optuna backend continues every trial."""
     from tune_lnl.results.runs import open_study
-    study = open_study(exp, f"mlc/{SETTING}")
+    study = open_study(exp, f"{method}/{SETTING}")
     states = [t.state.name for t in study.trials]
     assert sum(s in ("COMPLETE", "PRUNED") for s in states) == space.num_samples, states
     lost = [t.number for t in study.trials if t.state.name not in ("COMPLETE", "PRUNED")]
@@ -82,13 +82,13 @@ def _check_complete(exp: Path, space, backend: str):
     assert sorted(r["trial"] for r in records if r["kind"] == "lost to the interruption") == lost, (states, records)
     assert all(states[n] == "FAIL" for n in lost) and (backend == "ray" or not lost), states
     epochs = space.paper_config(SETTING, "/")["epochs"]
-    for d in _trial_dirs(exp / "search" / "mlc" / SETTING) + _trial_dirs(exp / "finals" / "mlc" / SETTING):
+    for d in _trial_dirs(exp / "search" / method / SETTING) + _trial_dirs(exp / "finals" / method / SETTING):
         seq = _epochs(d)
         assert seq[0] == 1, (d, seq)
         assert len(list(d.glob("checkpoint*"))) <= 2  # bounded: num_to_keep (Ray) or one file (optuna)
         steps = [b - a for a, b in zip(seq, seq[1:])]
         assert set(steps) <= {0, 1}, (d, seq)  # a restart redoes at most the one unsaved epoch
-    finals = _trial_dirs(exp / "finals" / "mlc" / SETTING)
+    finals = _trial_dirs(exp / "finals" / method / SETTING)
     assert len(finals) == space.final_seeds  # the finals ran once
     assert all(_epochs(d)[-1] == epochs for d in finals)
     rows = (exp / "finals.csv").read_text().splitlines()
@@ -139,65 +139,85 @@ def test_sigkill_during_the_search_and_the_finals_then_resume(tmp_path, repo, da
         assert _epochs(search / name)[:len(seq)] == seq
 
 
-def _trial_workers(pgid: int) -> list[int]:
-    """pids of Ray actor processes running a Trainable under the search started as process
-    group ``pgid`` (workers get their own group; their parent, the raylet, is in ours)."""
-    out = subprocess.run(["ps", "-eo", "pid=,ppid=,pgid=,args="], capture_output=True, text=True).stdout
-    procs = [line.strip().split(None, 3) for line in out.splitlines() if line.strip()]
-    group = {int(pid): int(g) for pid, _, g, _ in procs}
-    return [int(pid) for pid, ppid, _, args in procs
-            if args.startswith("ray::") and "Trainable" in args and group.get(int(ppid)) == pgid]
-
-
 def _spawned_workers(driver: int) -> list[int]:
-    """--backend optuna: the driver's worker processes (multiprocessing ``spawn`` children)."""
+    """--backend optuna: the driver's worker processes (``python -m tune_lnl.search.optuna_worker``)."""
     out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
     procs = [line.strip().split(None, 2) for line in out.splitlines() if line.strip()]
-    return [int(pid) for pid, ppid, args in procs if int(ppid) == driver and "spawn_main" in args]
+    return [int(pid) for pid, ppid, args in procs if int(ppid) == driver and "tune_lnl.search.optuna_worker" in args]
+
+
+# CE that stops before its 4th epoch (its checkpoint of epoch 3 written) and waits there until the
+# test has seen it: the test then kills exactly that process (an event, not a race with the clock)
+PAUSING = """
+import os
+import time
+from pathlib import Path
+
+import torch.nn.functional as F
+import tune_lnl
+
+
+class PausingCE(tune_lnl.SingleNetwork):
+    defaults = {**tune_lnl.SingleNetwork.defaults, "pause_dir": ""}
+
+    def loss(self, logits, labels):
+        return F.cross_entropy(logits, labels, reduction="none")
+
+    def step(self):
+        here = Path(self.cfg["pause_dir"])
+        if self.epoch == 3 and not (here / "killed").exists():
+            (here / "pid.tmp").write_text(str(os.getpid()))
+            os.replace(here / "pid.tmp", here / "pid")  # whole, or not there
+            while not (here / "killed").exists():  # the test kills this process (or another paused one)
+                time.sleep(0.05)
+        return super().step()
+"""
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_dying_trial_worker_is_retried_from_its_checkpoint(tmp_path, repo, data_root, space, backend):
+def test_a_dying_trial_worker_is_retried_from_its_checkpoint(tmp_path, repo, data_root, backend, monkeypatch):
     """An infrastructure fault: a trial's worker process is SIGKILLed mid-trial. The trial is
     restarted from its last checkpoint (Ray: bounded retries; optuna: the driver releases the
     trial and a new worker process continues it); the search finishes and records no failure."""
-    exp = tmp_path / "mlc_mnist-smoke"
-    search = exp / "search" / "mlc" / SETTING
+    import yaml
+    from tune_lnl.config import load_space
+    (tmp_path / "pausing.py").write_text(PAUSING)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    raw = yaml.safe_load((repo / "search_spaces" / "ce_mnist.yaml").read_text())
+    raw.update(name="pausing", method="pausing:PausingCE")
+    raw["fixed"] = {**raw.get("fixed", {}), "pause_dir": str(pause)}
+    (tmp_path / "pausing.yaml").write_text(yaml.safe_dump(raw))
+    method = "pausing:PausingCE"
+    exp = tmp_path / "pausing-smoke"
+    cmd = [sys.executable, "-m", "tune_lnl.search", "--space", "pausing.yaml", "--smoke", "--settings", SETTING,
+           "--data-root", str(data_root), "--storage-path", str(tmp_path), "--backend", backend]
     log = open(tmp_path / "search.log", "w")
-    proc = subprocess.Popen(_cmd(tmp_path, data_root, backend), cwd=repo, env=ENV, stdout=log,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     killed = None
-    t0 = time.monotonic()
     try:
-        while killed is None and time.monotonic() - t0 < 300 and proc.poll() is None:
-            # a trial at epoch 3 of 6 certainly goes on (the smoke's ASHA rungs are at 2 and 4)
-            mid = [d for d in _trial_dirs(search) if len(_epochs(d)) == 3]
-            if mid:
-                # Ray: the actor that wrote that trial's last line (actors are reused: another
-                # one may already be between trials); optuna: every worker (one holds the trial)
-                if backend == "ray":
-                    pid = _last_line(mid[0]).get("pid")
-                    workers = [pid] if pid in _trial_workers(proc.pid) else []
-                else:
-                    workers = _spawned_workers(proc.pid)
-                for pid in workers:
-                    os.kill(pid, signal.SIGKILL)
-                killed = workers[0] if workers else None
+        while not (pause / "pid").exists():  # a trial has finished epoch 3 and waits
+            assert proc.poll() is None, (tmp_path / "search.log").read_text()[-3000:]
             time.sleep(0.05)
+        killed = int((pause / "pid").read_text())
+        (pause / "killed").touch()  # its retry (and any other paused trial) goes on
+        os.kill(killed, signal.SIGKILL)
         proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
     out = (tmp_path / "search.log").read_text()
-    assert killed is not None, "no trial worker was found to kill"
     assert proc.returncode == 0, out[-3000:]
     assert not (exp / "failures.jsonl").exists()  # retried, not failed
+    search = exp / "search" / method / SETTING
     if backend == "ray":
         assert any((d / "error.txt").exists() for d in _trial_dirs(search))  # the fault did happen
     else:
         assert f"worker {killed} died" in out and "released: a new worker continues it" in out
-    _check_complete(exp, space, backend)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the method's module, for reading the space here
+    _check_complete(exp, load_space(tmp_path / "pausing.yaml", smoke_mode=True), backend, method)
 
 
 def test_workers_exit_when_their_driver_is_killed_alone(tmp_path, repo, data_root):
@@ -241,32 +261,21 @@ def _alive(pid: int) -> bool:
 
 
 _EARLY_ORPHAN = """
-import multiprocessing as mp, sys, time
-from pathlib import Path
+import os
+from tune_lnl.search.optuna_backend import _WorkerProcess
 
-def worker(marker):
-    time.sleep(1.5)  # the driver died while this worker was still starting
-    from tune_lnl.search.optuna_backend import _exit_if_orphaned
-    _exit_if_orphaned()
-    Path(marker).write_text("trained on")
-
-if __name__ == "__main__":
-    mp.get_context("spawn").Process(target=worker, args=(sys.argv[1],)).start()
-    time.sleep(0.3)
-    import os
-    os._exit(0)  # the driver dies without waiting for its worker
+_WorkerProcess(slot=0, threads=1)
+os._exit(0)  # the driver dies at once, while its worker is still starting
 """
 
 
 def test_a_worker_whose_driver_died_before_it_started_still_exits(tmp_path, repo):
-    """The driver's liveness comes from the pipe it holds for its child, not from a pid the
-    worker would read only once started (then already its new parent's)."""
+    """The driver's pid is on the worker's command line: a worker that starts (or finishes
+    starting) after its driver died sees another parent and exits instead of waiting for work."""
     script = tmp_path / "driver.py"
     script.write_text(_EARLY_ORPHAN)
-    marker = tmp_path / "marker"
-    proc = subprocess.run([sys.executable, str(script), str(marker)], cwd=repo, env=ENV, capture_output=True,
-                          text=True, timeout=60)
+    # run() returns once the worker, which shares the driver's stdout, has closed it: exited
+    proc = subprocess.run([sys.executable, str(script)], cwd=repo, env=ENV, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
-    # run() returned once the pipe closed: the orphan, which shares it, has ended too
-    assert not marker.exists(), "the worker trained on without its driver"
     assert "is gone; exiting" in proc.stdout

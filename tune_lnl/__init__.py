@@ -24,7 +24,7 @@ _EXPORTS = {
     "Dataset": "tune_lnl.data", "InMemoryDataset": "tune_lnl.data", "StreamedDataset": "tune_lnl.data",
     "Arrays": "tune_lnl.data",
     "ConfigError": "tune_lnl.errors", "DataError": "tune_lnl.errors", "SearchError": "tune_lnl.errors",
-    "TuneLNLError": "tune_lnl.errors",
+    "TuneLNLError": "tune_lnl.errors", "CheckpointError": "tune_lnl.errors", "CorruptFileError": "tune_lnl.errors",
     "RATE": "tune_lnl.methods.constraints", "POSITIVE": "tune_lnl.methods.constraints",
     "NON_NEGATIVE": "tune_lnl.methods.constraints", "NON_POSITIVE": "tune_lnl.methods.constraints",
     "OneOf": "tune_lnl.methods.constraints", "Range": "tune_lnl.methods.constraints",

@@ -6,12 +6,15 @@ with the messages the command line prints.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Callable
 
-from .config import run_config
+from .config import DICT_LABEL, run_config
 from .data import resolve_data_root
-from .errors import ConfigError
+from .errors import ConfigError, argument_error, shown, whole_number
 from .methods import method_class
+from .methods.base import device_problem
 from .results.result import Result
 from .search import run_experiment
 
@@ -22,8 +25,11 @@ def run(space, *, data_root=None, storage_path="results", name=None, num_samples
     """Search every method and noise setting of ``space`` (a search-space file's path, or the
     same content as a dict), select by the proxy, retrain the winners with the final seeds and
     export everything into ``<storage_path>/<name>/``. The keyword arguments are the CLI's
-    options. Returns a :class:`~tune_lnl.results.result.Result` (folder, best configs, finals
-    as a DataFrame, report path)."""
+    options (``methods``, ``settings``: a list of names, or one name as a string). Every
+    argument is checked (by type, then by value) before anything is written: a refused call
+    raises :class:`ConfigError` and leaves no folder behind. Returns a
+    :class:`~tune_lnl.results.result.Result` (folder, best configs, finals as a DataFrame,
+    report path)."""
     return run_experiment(space, data_root=data_root, storage_path=storage_path, name=name,
                           num_samples=num_samples, methods=methods, settings=settings, seeds=seeds, resume=resume,
                           backend=backend, workers=workers, address=address, paper_only=paper_only, smoke=smoke,
@@ -32,14 +38,27 @@ def run(space, *, data_root=None, storage_path="results", name=None, num_samples
 
 def train(config, setting: str | None = None, *, method: str | None = None, data_root=None, seed: int | None = None,
           epochs: int | None = None, device: str | None = None, smoke: bool = False, checkpoint=None,
-          on_start: Callable | None = None, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+          on_start: Callable | None = None, on_epoch: Callable[[dict], None] | None = None,
+          quiet: bool = False) -> list[dict]:
     """Train ONE run without Ray and return its metric history (one dict per epoch: the proxy,
     ``proxy_best``, ``test_acc``, the analytics, ...). ``config``: a search-space file or dict
     (its fixed values and the paper's values of the searched ones, for ``setting``), an exported
     ``best_configs.yaml``, or a full run config (a dict with ``method``, e.g.
     ``Result.best_config(m, s)``; ``setting`` then unused). ``checkpoint``: save the final state
-    there; ``on_start(method)`` is called once the method object is built (its data loaded),
-    ``on_epoch(metrics)`` after every epoch."""
+    there (its folder must exist: checked before training); ``on_start(method)`` is called once
+    the method object is built (its data loaded), ``on_epoch(metrics)`` after every epoch. Prints
+    what it trains on and a line per epoch (the proxy, the test accuracy, the epoch's wall time),
+    as ``python -m tune_lnl.train`` does, unless ``quiet``. Every argument is checked before any
+    data is loaded (:class:`ConfigError`)."""
+    _check_train_arguments(setting, method, data_root, smoke, checkpoint, on_start, on_epoch, quiet)
+    overrides = {"seed": None if seed is None else whole_number("seed", seed),
+                 "epochs": None if epochs is None else whole_number("epochs", epochs), "device": device}
+    if overrides["seed"] is not None and overrides["seed"] < 0:
+        raise ConfigError(f"--seed must be at least 0 (got {overrides['seed']})")
+    if overrides["epochs"] is not None and overrides["epochs"] < 1:
+        raise ConfigError(f"--epochs must be at least 1 (got {overrides['epochs']})")
+    if checkpoint:
+        _check_checkpoint(Path(checkpoint).expanduser())
     if isinstance(config, dict) and "method" in config and "noise_type" in config:
         cfg = dict(config)
         if data_root is not None:
@@ -48,15 +67,21 @@ def train(config, setting: str | None = None, *, method: str | None = None, data
         if setting is None:
             raise ConfigError("train: name the noise setting (setting='sym-0.2', ...)")
         cfg = run_config(config, setting, resolve_data_root(data_root), smoke, method)
-    for key, value in (("seed", seed), ("epochs", epochs), ("device", device)):
-        if value is not None:
-            cfg[key] = value
+    cfg.update({key: value for key, value in overrides.items() if value is not None})
+    problem = device_problem(cfg.get("device", "auto"))
+    if problem:
+        where = "--device" if device is not None else f"{DICT_LABEL if isinstance(config, dict) else config}: device"
+        raise ConfigError(f"{where}: {problem} (got {shown(cfg['device'])})")
     m = method_class(cfg["method"])(cfg)
     try:
+        if not quiet:
+            _print_start(m, cfg.get("setting", setting))
         if on_start is not None:
             on_start(m)
         while not m.done:
             metrics = m.step()
+            if not quiet:
+                _print_epoch(metrics, cfg["proxy"])
             if on_epoch is not None:
                 on_epoch(metrics)
         if checkpoint:
@@ -64,3 +89,51 @@ def train(config, setting: str | None = None, *, method: str | None = None, data
         return list(m.history)
     finally:
         m.close()
+
+
+def _check_train_arguments(setting, method, data_root, smoke, checkpoint, on_start, on_epoch, quiet) -> None:
+    """:func:`train`'s arguments by type (``config``: :func:`run_config`; the numbers: there)."""
+    for key, value in (("setting", setting), ("method", method)):
+        if value is not None and not isinstance(value, str):
+            raise argument_error(key, "a name (a string) or None", value)
+    for key, value in (("data_root", data_root), ("checkpoint", checkpoint)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise argument_error(key, "a path or None", value)
+    for key, value in (("smoke", smoke), ("quiet", quiet)):
+        if not isinstance(value, bool):
+            raise argument_error(key, "True or False", value)
+    for key, value in (("on_start", on_start), ("on_epoch", on_epoch)):
+        if value is not None and not callable(value):
+            raise argument_error(key, "a callable or None", value)
+
+
+def _check_checkpoint(path: Path) -> None:
+    """A checkpoint that could not be written is refused before training, not after it: its
+    folder must exist and take a file (as :meth:`Method.save` writes, ``<path>.tmp`` first),
+    and ``path`` must not be a folder."""
+    if path.is_dir():
+        raise ConfigError(f"--checkpoint: {path} is a folder; give a file's path in it (e.g. {path / 'final.pt'})")
+    if not path.parent.exists():
+        raise ConfigError(f"--checkpoint: {path.parent}: no such folder (create it first)")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--checkpoint: {path.parent} is not a folder")
+    probe = Path(f"{path}.tmp")
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--checkpoint: cannot write {path} ({exc.strerror or exc})") from None
+
+
+def _print_start(m, setting) -> None:
+    cfg, info = m.cfg, m.data.info
+    noise = info.get("noise_rate_realised")
+    print(f"{cfg['method']} on {cfg['dataset']} {setting}: {info['n_train']} train, {info['n_val']} noisy-val, "
+          f"{info['n_test']} test; realised noise {'real (unknown)' if noise is None else f'{noise:.4f}'}; "
+          f"device {m.device}", flush=True)
+
+
+def _print_epoch(metrics: dict, proxy: str) -> None:
+    m = metrics
+    print(f"epoch {m['epoch']:4d}  proxy({proxy}) {m['proxy']:.4f}  best {m['proxy_best']:.4f}"
+          f"@{m['proxy_best_epoch']}  test {m['test_acc']:.4f}  time {m['epoch_time']:.2f}s", flush=True)

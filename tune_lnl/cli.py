@@ -82,28 +82,13 @@ def train_parser(prog: str = "python -m tune_lnl.train") -> argparse.ArgumentPar
 
 
 def train_main(argv=None, prog: str = "python -m tune_lnl.train") -> int:
-    """Prints per epoch the proxy, the test accuracy and the epoch's wall time."""
+    """Prints what it trains on, then per epoch the proxy, the test accuracy and the epoch's
+    wall time (:func:`tune_lnl.api.train` prints them)."""
     from .api import train
     args = train_parser(prog).parse_args(argv)
-
-    def on_start(method):
-        cfg, info = method.cfg, method.data.info
-        proxy.append(cfg["proxy"])
-        noise = info.get("noise_rate_realised")
-        print(f"{cfg['method']} on {cfg['dataset']} {args.setting}: {info['n_train']} train, {info['n_val']} "
-              f"noisy-val, {info['n_test']} test; realised noise "
-              f"{'real (unknown)' if noise is None else f'{noise:.4f}'}; device {method.device}", flush=True)
-
-    proxy = []
-
-    def on_epoch(m):
-        print(f"epoch {m['epoch']:4d}  proxy({proxy[0]}) {m['proxy']:.4f}  best {m['proxy_best']:.4f}"
-              f"@{m['proxy_best_epoch']}  test {m['test_acc']:.4f}  time {m['epoch_time']:.2f}s", flush=True)
-
     try:
         train(args.config, args.setting, method=args.method, data_root=args.data_root, seed=args.seed,
-              epochs=args.epochs, device=args.device, smoke=args.smoke, checkpoint=args.checkpoint,
-              on_start=on_start, on_epoch=on_epoch)
+              epochs=args.epochs, device=args.device, smoke=args.smoke, checkpoint=args.checkpoint)
     except TuneLNLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

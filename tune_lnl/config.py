@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,9 @@ import yaml
 from .data import PROXIES, REAL_NOISE, open_dataset
 from .data.noise import (HUMAN_NOISE, RATE_TYPES, asymmetric_matrix, check_matrix, expected_rate, file_sha256,
                          read_matrix)
-from .errors import ConfigError
+from .errors import ConfigError, DataError, shown
 from .methods import defaults_of, method_class
+from .methods.base import device_problem
 from .methods.constraints import OneOf, merged, problems
 
 TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "clean_val_size", "train_subset",
@@ -40,6 +42,12 @@ SMOKE_KEYS = {"train_subset", "test_subset", "num_samples", "seeds", "grace_peri
 SETTING_KEYS = {"noise", "fixed", "space", "paper"}
 METHOD_KEYS = {"fixed", "space", "paper", "settings", "smoke"}
 DIST_KEYS = {"low", "high", "log", "int", "choices"}
+#: a name that becomes a folder inside ``--storage-path`` (the experiment, a setting): letters,
+#: digits, '.', '_', '-', at most 100 characters, not starting with '.' (so never '.', '..', a
+#: hidden folder, an absolute path or one with separators); :data:`METHOD_FOLDER` also allows ':'
+#: (a plugin method's spec ``module:Class`` is its folder name: not portable to Windows)
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+METHOD_FOLDER = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:-]{0,99}")
 #: ``kind`` of an exported ``best_configs.yaml`` (a file :func:`run_config` also reads)
 BEST_KIND = "tune_lnl.best_configs"
 # The value rules of a method's keys (rates, signs, choices) live with the method, on its class
@@ -164,6 +172,18 @@ class SpaceConfig:
 
 
 # -- validation ---------------------------------------------------------------------------------
+def check_folder_name(value, where: str, plugin: bool = False) -> str:
+    """``value`` when it can be a folder name (see :data:`FOLDER_NAME`; ``plugin``: a method's
+    spec, :data:`METHOD_FOLDER`), else a :class:`ConfigError` naming ``where`` (the file and key,
+    or ``--name``): the experiment's, settings' and methods' names are joined to
+    ``--storage-path``, and none may lead a write outside it. The one check of every such name."""
+    if not isinstance(value, str) or not (METHOD_FOLDER if plugin else FOLDER_NAME).fullmatch(value):
+        chars = "'.', '_', '-' and ':'" if plugin else "'.', '_' and '-'"
+        raise ConfigError(f"{where}: {shown(value)} is not a portable folder name: use letters, digits, {chars} "
+                          f"(at most 100 characters), not starting with '.'")
+    return value
+
+
 class _Checker:
     """Validation helpers; ``path`` is the space file (None for a dict), ``label`` what errors
     name as the file, ``folder`` where relative paths inside the space are resolved."""
@@ -174,7 +194,7 @@ class _Checker:
         self.folder = path.resolve().parent if path is not None else Path.cwd()
 
     def fail(self, key: str, msg: str, value: Any = None):
-        raise ConfigError(f"{self.label}: {key}: {msg} (got {value!r})")
+        raise ConfigError(f"{self.label}: {shown(key, as_text=True)}: {msg} (got {shown(value)})")
 
     def where(self, key: str) -> str:
         return f"{self.label}: {key}"
@@ -335,19 +355,100 @@ class Experiment:
 DICT_LABEL = "<space dict>"
 
 
+#: how many values a YAML file's aliases (``*name``) may expand to in all: a few nested aliases
+#: can stand for billions of values ("billion laughs"), which validation, messages and the
+#: experiment's records would each expand
+YAML_MAX_VALUES = 100_000
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML would keep the
+    last one silently) and aliases expanding to more than :data:`YAML_MAX_VALUES` values.
+    ``label``: what its errors name as the file."""
+    label = "<yaml>"
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+        return super().compose_node(parent, index)
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        first = {}
+        for key, _ in node.value:  # (a merge key '<<' may repeat what it merges: that is its purpose)
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                seen = first.setdefault((key.tag, key.value), key)
+                if seen is not key:
+                    lines = sorted({seen.start_mark.line + 1, key.start_mark.line + 1})
+                    raise ConfigError(f"{self.label}: key {shown(key.value)} is given twice (line"
+                                      f"{'s' if len(lines) > 1 else ''} {' and '.join(map(str, lines))})")
+        return node
+
+    def compose_document(self):
+        node = super().compose_document()
+        if self.aliases and _expanded_size(node, {}) > YAML_MAX_VALUES:
+            raise ConfigError(f"{self.label}: its aliases (*name) expand to more than {YAML_MAX_VALUES} values "
+                              f"(or contain themselves); write the values out or use fewer aliases")
+        return node
+
+
+def _expanded_size(node, sizes: dict) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (``sizes``: memo by node;
+    a node that contains itself counts as too many)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = YAML_MAX_VALUES + 1  # while counting: a cycle back to it is too many
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = min(total, YAML_MAX_VALUES + 1)
+    return sizes[id(node)]
+
+
+def read_yaml(path) -> Any:
+    """The content of a user's YAML file (a space file, a ``best_configs.yaml``) by the rules
+    of :class:`_YamlLoader`; :class:`ConfigError` naming the file when it cannot be read or
+    parsed. The one reader of every YAML file a user gives."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    loader = _YamlLoader(text)
+    loader.label = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _source(value, what: str) -> Path | dict:
+    """A space (or config) argument: a file's path or a dict, else :class:`ConfigError`."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ConfigError(f"{what}: must be a YAML file's path or a dict (got {shown(value)})")
+    return Path(value)
+
+
 def _read(space) -> tuple[_Checker, dict]:
+    space = _source(space, "space")
     if isinstance(space, dict):
         ck = _Checker(None, DICT_LABEL)
         raw = copy.deepcopy(space)
         raw.setdefault("name", "experiment")
     else:
-        path = Path(space)
+        path = space
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+        raw = read_yaml(path)
         ck = _Checker(path)
     raw = ck.mapping("", raw, TOP_KEYS)
     if not raw:
@@ -374,11 +475,15 @@ def load_experiment(space: str | Path | dict, smoke_mode: bool = False) -> Exper
     common = _common(ck, raw)
     if "method" in raw:
         method = raw["method"]
+        if isinstance(method, str):  # (anything else: method_class says what a method is)
+            check_folder_name(method, ck.where("method"), plugin=True)
         method_class(method, ck.where("method"))
         methods = {method: _method_space(ck, raw, common, method, "", raw, raw["settings"], raw.get("smoke"))}
     else:
         mraw_all = ck.mapping("methods", raw["methods"])
         for method in mraw_all:
+            if isinstance(method, str):
+                check_folder_name(method, ck.where("methods"), plugin=True)
             method_class(method, ck.where(f"methods.{method}"))
         if not mraw_all:
             ck.fail("methods", "name at least one method", raw["methods"])
@@ -409,7 +514,8 @@ def load_space(path: str | Path, smoke_mode: bool = False, method: str | None = 
             raise ConfigError(f"{exp.path or DICT_LABEL}: names several methods ({', '.join(exp.methods)}); pick one")
         return exp.first
     if method not in exp.methods:
-        raise ConfigError(f"{exp.path or DICT_LABEL}: method {method!r} is not in this file; it has: {', '.join(exp.methods)}")
+        raise ConfigError(f"{exp.path or DICT_LABEL}: method {shown(method)} is not in this file; it has: "
+                          f"{', '.join(exp.methods)}")
     return exp.methods[method]
 
 
@@ -455,16 +561,7 @@ def _common(ck: _Checker, raw: dict) -> dict:
     val_fraction = ck.typed("val_fraction", raw.get("val_fraction", 0.1), float)
     if not 0.0 < val_fraction < 1.0:
         ck.fail("val_fraction", "must lie in (0, 1)", val_fraction)
-    search = {**SEARCH_DEFAULTS}
-    for k, v in ck.mapping("search", raw.get("search"), set(SEARCH_KEYS)).items():
-        search[k] = ck.typed(f"search.{k}", v, SEARCH_KEYS[k])
-    ck.choice("search.pruner", search["pruner"], PRUNERS)
-    cap = search["max_concurrent_per_study"]
-    if cap != "auto" and (isinstance(cap, str) or cap < 1):
-        ck.fail("search.max_concurrent_per_study", "must be 'auto' or a whole number of at least 1", cap)
-    for k in ("num_samples", "grace_period", "reduction_factor"):
-        if search[k] < (2 if k == "reduction_factor" else 1):
-            ck.fail(f"search.{k}", "too small", search[k])
+    search = _search(ck, raw.get("search"))
     finals = {**FINALS_DEFAULTS}
     for k, v in ck.mapping("finals", raw.get("finals"), set(FINALS_KEYS)).items():
         finals[k] = ck.typed(f"finals.{k}", v, FINALS_KEYS[k])
@@ -475,6 +572,7 @@ def _common(ck: _Checker, raw: dict) -> dict:
         ck.fail("settings", "at least one noise setting is required", settings_raw)
     noise = {}
     for sname, sraw in settings_raw.items():
+        check_folder_name(str(sname), ck.where("settings"))  # search/<method>/<setting>/
         key = f"settings.{sname}"
         sraw = ck.mapping(key, sraw, SETTING_KEYS if "method" in raw else {"noise"})
         ntype, rate, options = _noise(ck, f"{key}.noise", sraw.get("noise"), ds, dataset)
@@ -492,12 +590,50 @@ def _common(ck: _Checker, raw: dict) -> dict:
             ck.typed(f"smoke.{k}", smoke[k], int)
             if smoke[k] < (2 if k == "reduction_factor" else 1):
                 ck.fail(f"smoke.{k}", "too small", smoke[k])
-    return {"name": ck.typed("name", raw.get("name", ck.path.stem if ck.path else "experiment"), str),
+    _check_splits(ck, ds, proxy, val_fraction, clean_val_size, train_subset, smoke)
+    if "name" in raw:  # (the file's own name otherwise: checked where it becomes the folder, unless --name)
+        check_folder_name(ck.typed("name", raw["name"], str), ck.where("name"))
+    return {"name": raw.get("name", ck.path.stem if ck.path else "experiment"),
             "dataset": dataset, "dataset_options": dataset_options, "proxy": proxy,
             "val_fraction": float(val_fraction), "clean_val_size": int(clean_val_size),
             "train_subset": int(train_subset), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
             "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": finals,
             "settings": noise, "smoke": smoke}
+
+
+def _search(ck: _Checker, value) -> dict:
+    """``search:`` with its defaults. A trial's resources: ``cpus_per_trial`` above 0 (trials at
+    a time are the CPUs divided by it), ``gpus_per_trial`` 0 (no GPU share) or more."""
+    search = {**SEARCH_DEFAULTS}
+    for k, v in ck.mapping("search", value, set(SEARCH_KEYS)).items():
+        search[k] = ck.typed(f"search.{k}", v, SEARCH_KEYS[k])
+    ck.choice("search.pruner", search["pruner"], PRUNERS)
+    cap = search["max_concurrent_per_study"]
+    if cap != "auto" and (isinstance(cap, str) or cap < 1):
+        ck.fail("search.max_concurrent_per_study", "must be 'auto' or a whole number of at least 1", cap)
+    for k in ("num_samples", "grace_period", "reduction_factor"):
+        if search[k] < (2 if k == "reduction_factor" else 1):
+            ck.fail(f"search.{k}", "too small", search[k])
+    if not search["cpus_per_trial"] > 0:
+        ck.fail("search.cpus_per_trial", "must be > 0 (the CPUs one trial asks for; fractions pack several trials "
+                "on one CPU)", search["cpus_per_trial"])
+    if not search["gpus_per_trial"] >= 0:
+        ck.fail("search.gpus_per_trial", "must be >= 0 (the share of a GPU one trial asks for; 0: none)",
+                search["gpus_per_trial"])
+    return search
+
+
+def _check_splits(ck: _Checker, ds, proxy: str, val_fraction: float, clean_val_size: int, train_subset: int,
+                  smoke: dict) -> None:
+    """The training images (where the dataset knows their number before loading) must fill the
+    splits, with and without ``--smoke`` (its own ``train_subset``)."""
+    subsets = {train_subset, smoke.get("train_subset", train_subset)}
+    for subset in sorted(subsets):
+        try:
+            ds.check_splits(val_fraction, clean_val_size, subset, proxy)
+        except DataError as exc:
+            raise DataError(f"{ck.where('dataset')}: {exc}"
+                            + (f" (with --smoke's train_subset {subset})" if subset != train_subset else "")) from None
 
 
 #: what each noise type takes besides ``type`` (the rate types require ``rate``; ``none`` and
@@ -575,9 +711,11 @@ def _matrix(ck: _Checker, key: str, nz: dict, num_classes: int) -> tuple[float, 
 
 
 def _device(ck: _Checker, value) -> str:
+    """``device:`` must name a device (whether this machine has it: :func:`check_device`)."""
     ck.typed("device", value, str)
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        ck.fail("device", "allowed: auto (a GPU when there is one), cpu, cuda, cuda:N", value)
+    problem = device_problem(value, here=False)
+    if problem:
+        ck.fail("device", problem, value)
     return value
 
 
@@ -654,7 +792,7 @@ def _one_method(label, available: list[str], method: str | None) -> str:
             raise ConfigError(f"{label}: holds several methods ({', '.join(available)}): pick one with --method")
         return available[0]
     if method not in available:
-        raise ConfigError(f"{label}: methods: no method {method!r}; available: {', '.join(available)}")
+        raise ConfigError(f"{label}: methods: no method {shown(method)}; available: {', '.join(available)}")
     return method
 
 
@@ -662,21 +800,19 @@ def run_config(source, setting: str, data_root, smoke: bool = False, method: str
     """The full run config of ONE training: from a search space (a file or dict: its fixed
     values and the paper's values of the searched ones) or from an exported
     ``best_configs.yaml`` (the selected config as it is)."""
+    source = _source(source, "config")
     if isinstance(source, dict):
         doc, label = source, DICT_LABEL
     else:
-        label = Path(source)
-        try:
-            doc = yaml.safe_load(label.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{label}: cannot read: {exc}") from None
+        label = source
+        doc = read_yaml(label)
     if isinstance(doc, dict) and doc.get("kind") == BEST_KIND:
         per_setting = doc["methods"][_one_method(label, list(doc["methods"]), method)]
         if setting not in per_setting:
-            raise ConfigError(f"{label}: settings: no setting {setting!r}; available: {', '.join(per_setting)}")
+            raise ConfigError(f"{label}: settings: no setting {shown(setting)}; available: {', '.join(per_setting)}")
         return {**per_setting[setting]["config"], "data_root": str(data_root)}
     exp = load_experiment(source, smoke_mode=smoke)
     space = exp.methods[_one_method(label, list(exp.methods), method)]
     if setting not in space.settings:
-        raise ConfigError(f"{label}: settings: no setting {setting!r}; available: {', '.join(space.settings)}")
+        raise ConfigError(f"{label}: settings: no setting {shown(setting)}; available: {', '.join(space.settings)}")
     return space.paper_config(setting, str(data_root))

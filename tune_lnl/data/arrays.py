@@ -17,7 +17,9 @@ Noise: ``noise: {type: real}`` trains on ``train_labels`` as given; a synthetic 
 (``symmetric``, ...) is drawn on top of them, which needs clean labels: allowed when the archive
 has no ``train_clean_labels`` (the labels are then taken as clean) or when they equal
 ``train_labels``. The number of classes is ``num_classes:`` when given, else 1 + the largest
-label. The archive is read (memory-mapped) and checked once, when the space file is loaded.
+label (at most :data:`~tune_lnl.data.base.MAX_CLASSES`). The archive is read (memory-mapped) and
+checked once, when the space file is loaded, also against the splits the file asks for (enough
+training images for the noisy validation set, the clean one and training).
 """
 from __future__ import annotations
 
@@ -26,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, shown
 from .augment import AUGMENTS
-from .base import InMemoryDataset
+from .base import MAX_CLASSES, InMemoryDataset
 from .noise import NOISE_TYPES, REAL_NOISE
-from .splits import Arrays
+from .splits import Arrays, split_problem
 
 REQUIRED = ("train_images", "train_labels", "test_images", "test_labels")
 OPTIONAL = ("train_clean_labels", "clean_val_index")
@@ -44,10 +46,11 @@ class ArraysDataset(InMemoryDataset):
         super().__init__(path=path, num_classes=num_classes, augment=augment)
         if not path:
             raise ConfigError("type arrays needs 'path: FILE.npz' (the archive of images and labels)")
-        if num_classes < 0:
-            raise ConfigError(f"num_classes: must be >= 0 (0: 1 + the largest label) (got {num_classes})")
+        if not 0 <= num_classes <= MAX_CLASSES:
+            raise ConfigError(f"num_classes: must lie in [0, {MAX_CLASSES}] (0: 1 + the largest label) "
+                              f"(got {num_classes})")
         if augment not in AUGMENTS:
-            raise ConfigError(f"augment: unknown value; allowed: {', '.join(AUGMENTS)} (got {augment!r})")
+            raise ConfigError(f"augment: unknown value; allowed: {', '.join(AUGMENTS)} (got {shown(augment)})")
         self.path = Path(path).expanduser().resolve()
         self.default_augment = augment
         arrays = self._read()
@@ -86,6 +89,10 @@ class ArraysDataset(InMemoryDataset):
         train_y = self._labels(a, "train_labels", n)
         test_y = self._labels(a, "test_labels", n_test)
         largest = max(int(train_y.max()), int(test_y.max())) if n and n_test else 0
+        if largest >= MAX_CLASSES:
+            key = "train_labels" if int(train_y.max()) == largest else "test_labels"
+            self.fail(key, f"label {largest} is beyond any class count (at most {MAX_CLASSES} classes: labels are "
+                      f"class indices 0 to {MAX_CLASSES - 1})")
         self.num_classes = int(self.opts["num_classes"]) or largest + 1
         if self.num_classes < 2:
             self.fail("train_labels", f"{self.num_classes} class: LNL needs at least 2")
@@ -137,6 +144,15 @@ class ArraysDataset(InMemoryDataset):
 
     def clean_labels_known(self, noise_type: str) -> bool:
         return noise_type != REAL_NOISE or self._clean_known
+
+    def check_splits(self, val_fraction: float, clean_val_size: int, train_subset: int, proxy: str) -> None:
+        n = self._arrays.train_x.shape[0]
+        n = min(train_subset, n) if train_subset else n
+        trusted = self._arrays.clean_val_index
+        problem = split_problem(n, val_fraction, clean_val_size or (0 if trusted is None or train_subset
+                                                                    else trusted.numel()), proxy)
+        if problem:
+            self.fail("train_images", problem)
 
     def load(self, root: Path) -> Arrays:
         return self._arrays

@@ -36,6 +36,9 @@ from .splits import Arrays, make_noisy_data
 #: training images against their clean labels (an analysis tool), a clean validation split
 #: (the dataset's own, or ``clean_val_size`` images with their original labels)
 PROXIES = ("noisy_val", "clean_intact", "clean_val")
+#: the most classes a dataset may have: a label is a class index, and a run holds C x C transition
+#: matrices and C outputs per image (10,000 classes: 800 MB per float64 matrix already)
+MAX_CLASSES = 10_000
 
 
 def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
@@ -85,6 +88,13 @@ class Dataset:
     def noisy_data(self, cfg: dict):
         """The data one run trains on (an object with ``to_device(device)``)."""
         raise NotImplementedError
+
+    def check_splits(self, val_fraction: float, clean_val_size: int, train_subset: int, proxy: str) -> None:
+        """Raise :class:`~tune_lnl.errors.DataError` if the training images cannot fill the splits
+        a space file asks for (:func:`~tune_lnl.data.splits.split_problem`); called when the file
+        is loaded. Here: nothing, the size being known only once the data is loaded (then
+        :func:`~tune_lnl.data.splits.make_noisy_data` refuses); a dataset that knows its size
+        sooner (``arrays``) checks."""
 
     def augmentation(self):
         """The batched on-device augmentation ``augment: true`` means."""

@@ -13,9 +13,9 @@ import inspect
 import json
 import os
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, shown
 from ..plugins import resolve
-from .base import Dataset, InMemoryDataset
+from .base import MAX_CLASSES, Dataset, InMemoryDataset
 
 #: the built-in datasets: name -> import path of their class
 BUILTIN = {
@@ -70,11 +70,11 @@ def open_dataset(spec: str, options: dict | None = None, where: str = "dataset")
     for k, v in options.items():
         if k not in cls.options:
             raise ConfigError(f"{where}.{k}: unknown option of dataset {spec!r}; allowed: "
-                              f"{', '.join(sorted(cls.options)) or 'none'} (got {k}: {v!r})")
+                              f"{', '.join(sorted(cls.options)) or 'none'} (got {k}: {shown(v)})")
         default = cls.options[k]
         typ = str if default is None else type(default)
         if not isinstance(v, typ) or (isinstance(v, bool) and typ is not bool):
-            raise ConfigError(f"{where}.{k}: must be {'a string' if typ is str else typ.__name__} (got {v!r})")
+            raise ConfigError(f"{where}.{k}: must be {'a string' if typ is str else typ.__name__} (got {shown(v)})")
     try:
         ds = cls(**options)
     except (ConfigError, DataError) as exc:  # the constructor read the user's files: say where it was named
@@ -85,6 +85,10 @@ def open_dataset(spec: str, options: dict | None = None, where: str = "dataset")
         if getattr(ds, attr, None) is None:
             raise ConfigError(f"{where}: dataset {spec!r} declares no '{attr}' (set it on the class or in its "
                               f"constructor)")
+    C = ds.num_classes
+    if isinstance(C, bool) or not hasattr(C, "__index__") or not 2 <= C <= MAX_CLASSES:
+        raise ConfigError(f"{where}: dataset {spec!r} declares num_classes {shown(ds.num_classes)}; it must lie in "
+                          f"[2, {MAX_CLASSES}]")
     _instances[key] = ds
     return ds
 

@@ -95,6 +95,27 @@ def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tupl
     return torch.nonzero(mask).squeeze(1), held_idx
 
 
+def split_problem(n: int, val_fraction: float, n_clean_val: int = 0, proxy: str = "noisy_val") -> str | None:
+    """Why ``n`` training images (after ``train_subset``) cannot be split as a run config asks
+    (None: they can): the ``n_clean_val`` images of the clean validation set must leave some, and
+    unless the proxy is ``clean_intact`` the rest must give both a noisy validation set
+    (``round(val_fraction x rest)`` images, at least 1) and a training set. (The hold-out is
+    stratified by class, so a split that passes here can still come out empty per class:
+    :func:`make_noisy_data` refuses that.)"""
+    rest = n - n_clean_val
+    if rest < 1:
+        return (f"{n} training images leave none for training once the {n_clean_val} of the clean validation set "
+                f"are held out; give more images or a smaller clean_val_size")
+    if proxy == "clean_intact":
+        return None
+    held = round(val_fraction * rest)
+    if held < 1 or held >= rest:
+        return (f"{rest} training images cannot be split into a {100 * val_fraction:g}% noisy validation set "
+                f"(val_fraction {val_fraction}) and a training set: {held} would be held out; give more images or "
+                f"change val_fraction")
+    return None
+
+
 def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(int(seed) + 104729)
     return torch.sort(torch.randperm(n, generator=gen)[:size]).values
@@ -164,7 +185,8 @@ def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callab
     n = train_x.shape[0]
     n_cval = int(cfg.get("clean_val_size") or 0)
     if n_cval >= n:
-        raise ValueError(f"clean_val_size {n_cval} leaves no training image (the training set has {n})")
+        raise DataError(f"dataset {cfg.get('dataset')}: clean_val_size {n_cval} leaves no training image (the "
+                        f"training set has {n})")
     if arrays.clean_val_index is not None:  # the dataset's own trusted subset, labels as given
         cv = torch.nonzero(trusted).squeeze(1)
         cval_y = given[cv]
@@ -179,6 +201,11 @@ def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callab
     else:
         tr, va = stratified_holdout(noisy[rest], float(cfg["val_fraction"]), cfg["noise_seed"])
         tr, va = rest[tr], rest[va]
+        if not va.numel() or not tr.numel():  # (split_problem passed on the totals; the classes decide)
+            raise DataError(f"dataset {cfg.get('dataset')}: {rest.numel()} training images cannot be split into a "
+                            f"{100 * float(cfg['val_fraction']):g}% noisy validation set and a training set: "
+                            f"stratified by class (round(val_fraction x the class's images) of each), "
+                            f"{va.numel()} would be held out; give more images per class or change val_fraction")
     intact = (seeded_subset(tr.numel(), CLEAN_INTACT_SAMPLE, cfg["noise_seed"] + 3)
               if cfg["proxy"] != "clean_intact" and tr.numel() > 2 * CLEAN_INTACT_SAMPLE else None)
     data = NoisyData(train_x[tr], noisy[tr], clean[tr], train_x[va], noisy[va], clean[va],

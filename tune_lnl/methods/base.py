@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 import traceback
 from typing import Any
@@ -26,7 +27,9 @@ from typing import Any
 import torch
 
 from ..data import NoisyData, cached_noisy_data, logits_accuracy
+from ..errors import CheckpointError, ConfigError, disk_full_cause, shown
 from .analytics import SelectionMeter, divergence, label_correction
+from .checkpoint import plain, read_checkpoint
 from ..models import MODELS
 from .constraints import NON_NEGATIVE, POSITIVE, RATE, OneOf, Range
 
@@ -43,7 +46,30 @@ SPEED_DEFAULTS = {"amp": "none", "channels_last": False, "compile": False}
 AMP_MODES = ("none", "bf16")
 
 
+#: the training devices a space file's ``device``, ``--device`` and ``tune_lnl.train(device=)`` name
+DEVICES = "auto (a GPU when there is one), cpu, cuda, cuda:N"
+
+
+def device_problem(name, here: bool = True) -> str | None:
+    """Why ``name`` names no training device (None: it does): not one of :data:`DEVICES`, or
+    (``here``) a CUDA device this machine does not have. The one check of a device name; a space
+    file is checked without ``here`` when loaded (its trials may run on other machines)."""
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        return f"allowed: {DEVICES}"
+    if here and name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "this machine has no usable CUDA GPU; use 'auto' (GPU when there is one) or 'cpu'"
+        count = torch.cuda.device_count()
+        if int(name.partition(":")[2] or 0) >= count:
+            return f"this machine has {count} CUDA GPU{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})"
+    return None
+
+
 def pick_device(name: str = "auto") -> torch.device:
+    """The torch device ``name`` (see :func:`device_problem`) names here; ConfigError if none."""
+    problem = device_problem(name)
+    if problem:
+        raise ConfigError(f"device: {problem} (got {shown(name)})")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -118,8 +144,9 @@ class LossMeter:
         return float(self.total) / max(1, self.n)
 
 
-class CheckpointMismatch(RuntimeError):
-    pass
+class CheckpointMismatch(CheckpointError):
+    """A checkpoint that loads but is not of this run: no tune_lnl checkpoint (no ``format``), or
+    another run's (another :meth:`Method.identity`). A :class:`~tune_lnl.errors.CheckpointError`."""
 
 
 class Method:
@@ -305,7 +332,10 @@ class Method:
         return metrics, None
 
     def state_dict(self) -> dict:
-        return {
+        """Everything :meth:`load_state_dict` needs, as values ``torch.load(weights_only=True)``
+        rebuilds (:func:`~tune_lnl.methods.checkpoint.plain`: NumPy scalars become numbers, paths
+        strings; any other object raises ``TypeError``)."""
+        return plain({
             "format": "tune_lnl.checkpoint/1",
             "method": self.cfg.get("method", self.name),
             "identity": self.identity(),
@@ -317,7 +347,7 @@ class Method:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "method_state": self.method_state(),
             "tables": {name: getattr(self, name).clone() for name in self.tables},
-        }
+        })
 
     def identity(self) -> dict:
         """What a checkpoint must agree on to be loadable into this object."""
@@ -331,9 +361,9 @@ class Method:
         return out
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("format") != "tune_lnl.checkpoint/1":
+        if not isinstance(state, dict) or state.get("format") != "tune_lnl.checkpoint/1":
             raise CheckpointMismatch("not a tune_lnl checkpoint (missing or unknown 'format')")
-        if state.get("identity") != self.identity():
+        if state.get("identity") != plain(self.identity()):  # as saved (a path: its string)
             raise CheckpointMismatch(
                 f"checkpoint is of another run: checkpoint {state.get('identity')} vs this run {self.identity()}")
         self.epoch = int(state["epoch"])
@@ -369,10 +399,32 @@ class Method:
             close()
 
     def save(self, path) -> None:
-        """Atomic write: a crash never leaves a half-written checkpoint at ``path``."""
+        """Atomic write: a crash never leaves a half-written checkpoint at ``path``. A write
+        that fails removes the temporary file; a full disk raises the ``OSError`` (ENOSPC,
+        naming that file) that torch re-raises as a bare ``RuntimeError``."""
         tmp = f"{path}.tmp"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        state = self.state_dict()
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+            os.replace(tmp, path)
+        except Exception as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            full = disk_full_cause(exc)
+            if full is None:
+                raise
+            if full.filename is None:
+                full.filename = tmp
+            raise full from None
 
     def load(self, path) -> None:
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+        """Continue from the checkpoint at ``path``, read with ``torch.load(weights_only=True)``:
+        nothing in the file is ever run. A file that does not load that way (planted, corrupt,
+        truncated, empty) or is of another run raises :class:`~tune_lnl.errors.CheckpointError`
+        (:class:`CheckpointMismatch`) naming it, with nothing loaded; a missing file ``OSError``."""
+        state = read_checkpoint(path)
+        try:
+            self.load_state_dict(state)
+        except CheckpointMismatch as exc:
+            raise CheckpointMismatch(f"{path}: {exc}; delete it to restart this run from scratch") from None

@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 import os
 import time
+import traceback
+
+from ..errors import CheckpointError
 
 try:
     from ray.tune import Trainable
@@ -40,7 +43,17 @@ class MethodTrainable(Trainable):
 
     def setup(self, config: dict, base: dict | None = None):
         self._base = dict(base or {})
-        self.method = self._make({**self._base, **config})
+        self.method, self._failure = None, None
+        self._build({**self._base, **config})
+
+    def _build(self, cfg: dict) -> None:
+        """Build the method; an exception of its own (a plugin's ``build()``, an impossible model
+        size) is deterministic like a divergence: kept, and reported by the first :meth:`step` as
+        the trial's failure with its real message (retrying it would only fail again)."""
+        try:
+            self.method = self._make(cfg)
+        except Exception as exc:  # noqa: BLE001 -- reported by step(), with its traceback
+            self._failure = _failure(exc, 1)
 
     def step(self) -> dict:
         """One epoch. A failure of the method itself (divergence: a NaN/inf loss or proxy, or any
@@ -48,27 +61,44 @@ class MethodTrainable(Trainable):
         ``failed`` and ``error`` and ends the trial, which the searcher records as FAIL and the
         experiment's ``failures.jsonl`` lists. Only infrastructure faults (the worker process
         dying) reach Ray, which retries them from the last checkpoint (``max_failures``)."""
-        metrics, failure = self.method.try_step()
+        metrics, failure = (None, self._failure) if self._failure is not None else self.method.try_step()
         where = {"end_time": time.time(), "node_id": _node_id()}  # when and on which node of the cluster
         if failure is not None:
-            last = self.method.history[-1] if self.method.history else {}
+            last = self.method.history[-1] if self.method is not None and self.method.history else {}
             return {"failed": 1, **failure, "proxy_best": last.get("proxy_best", -math.inf), "done": True, **where}
         return {**metrics, "failed": 0, "done": self.method.done, **where}
 
     def save_checkpoint(self, checkpoint_dir: str):
-        self.method.save(os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+        if self.method is not None:
+            self.method.save(os.path.join(checkpoint_dir, CHECKPOINT_FILE))
         return None
 
     def load_checkpoint(self, checkpoint):
+        """A checkpoint that cannot be loaded (not written by tune_lnl, corrupt, another run's:
+        :class:`~tune_lnl.errors.CheckpointError`, never unpickled) fails the trial with the
+        message naming the file; it is not retried."""
         path = checkpoint if isinstance(checkpoint, str) else checkpoint.path
         if os.path.isdir(path):
             path = os.path.join(path, CHECKPOINT_FILE)
-        self.method.load(path)
+        if self.method is None:
+            return
+        try:
+            self.method.load(path)
+        except CheckpointError as exc:
+            self._failure = _failure(exc, self.method.epoch + 1)
 
     def reset_config(self, new_config: dict) -> bool:
-        self.method.close()
-        self.method = self._make({**self._base, **new_config})
+        if self.method is not None:
+            self.method.close()
+        self.method, self._failure = None, None
+        self._build({**self._base, **new_config})
         return True
 
     def cleanup(self):
-        self.method.close()
+        if self.method is not None:
+            self.method.close()
+
+
+def _failure(exc: Exception, epoch: int) -> dict:
+    """A failure as :meth:`~tune_lnl.methods.base.Method.try_step` reports one."""
+    return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(), "epoch": epoch}

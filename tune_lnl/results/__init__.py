@@ -1,4 +1,5 @@
-"""Results: the experiment folder (:mod:`.runs`), its exports (:mod:`.export`: best_configs.yaml,
+"""Results: the experiment folder (:mod:`.runs`; its Optuna journal, repaired when a write was cut
+off: :mod:`.journal`), its exports (:mod:`.export`: best_configs.yaml,
 finals.csv/md), TensorBoard runs (:mod:`.tensorboard`), proxy fidelity (:mod:`.fidelity`), the
 report (:mod:`.report`) and :class:`~.result.Result` (what :func:`tune_lnl.run` returns).
 

@@ -26,7 +26,8 @@ import math
 import sys
 from pathlib import Path
 
-from .runs import atomic_write, first_best, runs_under
+from ..errors import TuneLNLError
+from .runs import atomic_write, first_best, read_manifest, runs_under
 
 #: the proxies a run can log, as ``<proxy>_acc`` per epoch
 PROXY_KEYS = ("noisy_val", "clean_val", "clean_intact")
@@ -154,9 +155,8 @@ def pivot_markdown(rows: list[dict], stage: str = "search") -> str:
 
 def write(exp_dir: Path) -> list[dict]:
     """Compute and write ``fidelity.json`` and ``fidelity.md`` of an experiment folder."""
-    import yaml
     exp_dir = Path(exp_dir)
-    man = yaml.safe_load((exp_dir / "experiment.yaml").read_text()) or {}
+    man = read_manifest(exp_dir)
     space = man.get("space") or {}
     selecting = space.get("proxy", "noisy_val")
     rows = experiment_fidelity(exp_dir, man.get("methods") or [], man.get("settings") or [], selecting)
@@ -174,7 +174,11 @@ def main(argv=None, prog: str = "python -m tune_lnl.fidelity") -> int:
     if not (exp / "experiment.yaml").exists():
         print(f"error: {exp.resolve()}: not an experiment folder (no experiment.yaml)", file=sys.stderr)
         return 2
-    rows = write(exp)
+    try:
+        rows = write(exp)
+    except TuneLNLError as exc:  # e.g. a damaged experiment.yaml or result.json (CorruptFileError)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print((exp / "fidelity.md").read_text())
     if args.pivot:
         print(pivot_markdown(rows, "search") + "\n" + pivot_markdown(rows, "finals"))

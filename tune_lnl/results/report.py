@@ -26,9 +26,9 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
-from .runs import first_best, mean_std, open_study, runs_under, study_name
+from ..errors import CorruptFileError, TuneLNLError
+from .runs import (atomic_write, first_best, link_refused, mean_std, open_study, read_manifest, runs_under,
+                   study_name)
 
 TOP_TRIALS = 5
 #: analytics keys drawn per setting (see tune_lnl.methods.analytics)
@@ -47,7 +47,7 @@ class Experiment:
         man = self.dir / "experiment.yaml"
         if not man.exists():
             raise FileNotFoundError(f"{self.dir}: not an experiment folder (no experiment.yaml)")
-        self.manifest = yaml.safe_load(man.read_text()) or {}
+        self.manifest = read_manifest(self.dir)  # (a damaged one: CorruptFileError)
         raw = self.manifest.get("space") or {}
         self.name = raw.get("name", self.dir.name)
         dataset = raw.get("dataset", "?")  # a name, an import path, or {type: ..., <option>: ...}
@@ -78,9 +78,13 @@ class Experiment:
         return runs_under(self.dir / "finals" / method / setting)
 
     def study(self, method: str, setting: str):
-        """The Optuna study of a method and setting, or None (no storage, no such study)."""
+        """The Optuna study of a method and setting, or None (no storage, no such study). A
+        damaged storage stops the report (:class:`~tune_lnl.errors.CorruptFileError`: named, and
+        how to recover), never shown as a search without trials."""
         try:
             return open_study(self.dir, study_name(method, setting))
+        except CorruptFileError:
+            raise
         except Exception:  # noqa: BLE001 -- absent or unreadable: the report says so
             return None
 
@@ -404,10 +408,7 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False, fideli
     them (the search), else they are computed here from the folder."""
     exp = Experiment(Path(folder))
     root = exp.dir / "report"
-    figs = root / "figures"
-    figs.mkdir(parents=True, exist_ok=True)
-    for old in figs.glob("*.png"):  # a rebuilt report shows only what exists now
-        old.unlink()
+    figs = _fresh_figures(root)
     doc = Doc(root)
     doc.h(1, f"Report: {exp.name}")
     doc.p(f"Folder {exp.dir}; dataset {exp.dataset}; proxy {exp.proxy} (the only thing that selects: trials, "
@@ -456,42 +457,63 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False, fideli
                     f"(corrected = clean label, originally noisy / clean / all training samples), precision of "
                     f"small-loss selections; {analytics_from}")
         for m in exp.methods:
-            runs = exp.search_runs(m, setting)
-            study = exp.study(m, setting)
-            if not runs and study is None:
-                continue
-            doc.h(3, f"{m} / {setting}: search")
-            states = run_states(runs, study) if study is not None else {}
-            if study is not None:
-                counts = defaultdict(int)
-                for t in study.trials:
-                    counts[t.state.name] += 1
-                try:
-                    bt = study.best_trial
-                    doc.p(f"{len(study.trials)} trials ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
-                          f"best by the proxy: trial {bt.number}, proxy_best {bt.value:.4f}, {bt.params}")
-                except ValueError:
-                    doc.p(f"{len(study.trials)} trials, none complete yet")
-            if runs:
-                name = f"{m} / {setting}"
-                doc.img(fig_top_curves(runs, top, name, figs / f"{_slug('top', m, setting)}.png"),
-                        f"{name}: the top {min(top, len(runs))} trials by the proxy: proxy and test accuracy per epoch")
-                doc.img(fig_rungs(runs, states, exp.grace, exp.rf, name, figs / f"{_slug('rungs', m, setting)}.png"),
-                        f"{name}: every trial's proxy_best per epoch (grey: pruned, blue: complete) and the pruner's rungs")
-            if study is not None and not _drawable(study):
-                doc.p("No importance or parallel-coordinates view: they need two complete trials with "
-                      "parameters (pruned trials have no final value).")
-            if study is not None:
-                doc.img(fig_importance(study, f"{m} / {setting}", figs / f"{_slug('importance', m, setting)}.png"),
-                        f"{m} / {setting}: hyperparameter importance for the proxy (Optuna, complete trials)")
-                doc.img(fig_parallel(study, f"{m} / {setting}", figs / f"{_slug('parallel', m, setting)}.png"),
-                        f"{m} / {setting}: parallel coordinates of the complete trials (Optuna)")
+            _search_section(exp, doc, m, setting, figs, top)
     made = len(list(figs.glob("*.png")))
-    (root / "report.md").write_text(doc.markdown())
-    (root / "report.html").write_text(doc.html(f"Report: {exp.name}"))
+    atomic_write(root / "report.md", doc.markdown())  # (replaces a link there, never writes through it)
+    atomic_write(root / "report.html", doc.html(f"Report: {exp.name}"))
     if not quiet:
         print(f"report: {root / 'report.html'} (and report.md; {made} figures in {figs})", flush=True)
     return root / "report.html"
+
+
+def _fresh_figures(root: Path) -> Path:
+    """``<root>/figures``, made, with the figures of an earlier build deleted (a rebuilt report
+    shows only what exists now). ``report/`` or ``report/figures/`` being a symbolic link is
+    refused (:func:`~tune_lnl.results.runs.link_refused`): the clean-up never deletes a file
+    through a link (a user's folder)."""
+    figs = root / "figures"
+    for folder in (root, figs):
+        if folder.is_symlink():
+            raise link_refused(folder)
+    figs.mkdir(parents=True, exist_ok=True)
+    for old in figs.glob("*.png"):
+        old.unlink()  # (a link among them: the link is removed, not its target)
+    return figs
+
+
+def _search_section(exp: Experiment, doc: Doc, m: str, setting: str, figs: Path, top: int) -> None:
+    """One method's search in one setting: its study's trials and best, the top trials' curves,
+    the rungs, the hyperparameter importance and parallel coordinates (what exists of them)."""
+    runs = exp.search_runs(m, setting)
+    study = exp.study(m, setting)
+    if not runs and study is None:
+        return
+    doc.h(3, f"{m} / {setting}: search")
+    states = run_states(runs, study) if study is not None else {}
+    if study is not None:
+        counts = defaultdict(int)
+        for t in study.trials:
+            counts[t.state.name] += 1
+        try:
+            bt = study.best_trial
+            doc.p(f"{len(study.trials)} trials ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
+                  f"best by the proxy: trial {bt.number}, proxy_best {bt.value:.4f}, {bt.params}")
+        except ValueError:
+            doc.p(f"{len(study.trials)} trials, none complete yet")
+    if runs:
+        name = f"{m} / {setting}"
+        doc.img(fig_top_curves(runs, top, name, figs / f"{_slug('top', m, setting)}.png"),
+                f"{name}: the top {min(top, len(runs))} trials by the proxy: proxy and test accuracy per epoch")
+        doc.img(fig_rungs(runs, states, exp.grace, exp.rf, name, figs / f"{_slug('rungs', m, setting)}.png"),
+                f"{name}: every trial's proxy_best per epoch (grey: pruned, blue: complete) and the pruner's rungs")
+    if study is not None and not _drawable(study):
+        doc.p("No importance or parallel-coordinates view: they need two complete trials with "
+              "parameters (pruned trials have no final value).")
+    if study is not None:
+        doc.img(fig_importance(study, f"{m} / {setting}", figs / f"{_slug('importance', m, setting)}.png"),
+                f"{m} / {setting}: hyperparameter importance for the proxy (Optuna, complete trials)")
+        doc.img(fig_parallel(study, f"{m} / {setting}", figs / f"{_slug('parallel', m, setting)}.png"),
+                f"{m} / {setting}: parallel coordinates of the complete trials (Optuna)")
 
 
 def main(argv=None, prog: str = "python -m tune_lnl.report") -> int:
@@ -501,7 +523,7 @@ def main(argv=None, prog: str = "python -m tune_lnl.report") -> int:
     args = p.parse_args(argv)
     try:
         build(args.experiment, top=args.top)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, TuneLNLError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -15,23 +15,89 @@ Experiment folder ``<storage>/<name>/``::
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+import re
+import stat
 from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError, CorruptFileError
+from .journal import RECOVER as STORAGE_RECOVER
+from .journal import open_journal
 
 #: one JSON line per epoch of a run (a trial or a final seed)
 RESULTS = "result.json"
 #: the Optuna storage of --backend optuna (a JournalStorage file) and of --backend ray (SQLite)
 JOURNAL = "optuna.journal"
 SQLITE = "optuna.db"
+#: what the search was asked for (``--resume`` compares it with the command)
+MANIFEST = "experiment.yaml"
+#: the end mark of a final run of --backend optuna (``{"state": ..., ...}``)
+OUTCOME = "outcome.json"
+#: what :func:`atomic_write` (and ``Method.save``) add to a file's name while writing it
+TMP = ".tmp"
+#: the files written that way (``<name><ext>.tmp``; a leftover of another kind is not ours)
+TMP_KINDS = (".json", ".jsonl", ".yaml", ".csv", ".md", ".html", ".pt")
+
+
+def link_refused(path: Path) -> ConfigError:
+    """The error for a symbolic link where tune_lnl writes or deletes on its own (a lock, a
+    temporary file, the report's folders): a link planted there is never followed."""
+    return ConfigError(f"{path} is a symbolic link: tune_lnl writes and deletes there itself, never through a "
+                       f"link; remove the link (tune_lnl makes the file or folder anew)")
+
+
+def open_no_follow(path: Path, mode: str):
+    """``open(path, mode)`` for a file tune_lnl writes on its own, never through a symbolic link
+    at ``path`` (``O_NOFOLLOW``: :func:`link_refused` instead), so that no file elsewhere is
+    truncated or written."""
+    try:
+        return open(path, mode, opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW, 0o666))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise link_refused(path) from None
+        raise
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash never leaves a half-written file there."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` so that a crash never leaves a half-written file there. A link
+    at ``path`` is replaced (``os.replace``), never written through; one at the temporary file
+    is refused (:func:`open_no_follow`)."""
+    tmp = path.with_suffix(path.suffix + TMP)
+    try:
+        with open_no_follow(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:  # e.g. a full disk: the cut-off copy goes (its space with it), the error names it
+        if exc.filename is None:
+            exc.filename = str(tmp)
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(tmp).st_mode):
+                os.unlink(tmp)
+        raise
+
+
+def remove_temporaries(exp_dir: Path) -> list[Path]:
+    """Delete the temporary files that writes cut off (a full disk, a kill) left under an
+    experiment folder: ``<name><ext>.tmp`` of :func:`atomic_write` and ``Method.save``
+    (``checkpoint.pt.tmp``, ``result.json.tmp``, ``experiment.yaml.tmp``, ...). Regular files
+    only: no link is followed or deleted, nothing else is touched. Returns what it deleted."""
+    removed = []
+    for root, _, files in os.walk(exp_dir):  # (a linked folder is not entered)
+        for name in files:
+            p = Path(root) / name
+            if not (name.endswith(TMP) and Path(name[:-len(TMP)]).suffix in TMP_KINDS):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISREG(os.lstat(p).st_mode):
+                    p.unlink()
+                    removed.append(p)
+    return removed
 
 
 def study_name(method: str, setting: str) -> str:
@@ -39,18 +105,34 @@ def study_name(method: str, setting: str) -> str:
 
 
 def read_lines(path: Path) -> list[dict]:
-    """The JSON lines of a ``result.json`` (a torn last line of a killed run is skipped)."""
-    out = []
+    """The JSON lines of a ``result.json`` (a line torn by a killed run is skipped). A file that
+    is not the JSON text written there (binary data; complete lines of which none is a JSON
+    object): :class:`~tune_lnl.errors.CorruptFileError`."""
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError:
-        return out
-    for line in text.splitlines():
-        try:
+        return []
+    lines = data.split(b"\n")
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
             out.append(json.loads(line))
-        except ValueError:
-            continue
+    out = [h for h in out if isinstance(h, dict)]
+    binary = not _is_text(data)
+    if binary or (not out and any(line.strip() for line in lines[:-1])):
+        raise CorruptFileError(path, "expected the run's epochs, one JSON object per line"
+                               + (", not binary data" if binary else ""),
+                               f"delete the folder {Path(path).parent} to leave this run out (a --resume trains a "
+                               f"deleted final seed again)")
     return [h for h in out if "epoch" in h and "proxy" in h]
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -69,26 +151,112 @@ def runs_under(folder: Path) -> dict[str, list[dict]]:
 
 
 def journal_storage(exp_dir: Path):
-    """The experiment's Optuna ``JournalStorage`` (safe for several processes)."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-    return JournalStorage(JournalFileBackend(str(Path(exp_dir) / JOURNAL)))
+    """The experiment's Optuna ``JournalStorage`` (safe for several processes): a record a
+    write cut off is repaired, a damaged file is a :class:`~tune_lnl.errors.CorruptFileError`
+    (:func:`tune_lnl.results.journal.open_journal`)."""
+    return open_journal(Path(exp_dir) / JOURNAL)
 
 
 def sqlite_url(exp_dir: Path) -> str:
     return f"sqlite:///{Path(exp_dir) / SQLITE}"
 
 
-def open_study(exp_dir, key: str):
-    """The Optuna study ``key`` of an experiment folder, whichever backend wrote it
-    (``optuna.journal``: --backend optuna; ``optuna.db``: --backend ray)."""
-    import optuna
+def study_storage(exp_dir: Path):
+    """The experiment's Optuna storage, whichever backend wrote it (``optuna.journal``: --backend
+    optuna, a cut-off last record repaired; ``optuna.db``: --backend ray, as a URL), or None
+    when there is none. A damaged one: :class:`~tune_lnl.errors.CorruptFileError`."""
     exp_dir = Path(exp_dir)
     if (exp_dir / JOURNAL).exists():
-        return optuna.load_study(study_name=key, storage=journal_storage(exp_dir))
-    if (exp_dir / SQLITE).exists():
-        return optuna.load_study(study_name=key, storage=sqlite_url(exp_dir))
-    raise FileNotFoundError(f"{exp_dir}: no Optuna storage ({JOURNAL} or {SQLITE})")
+        return journal_storage(exp_dir)
+    db = exp_dir / SQLITE
+    if not db.exists():
+        return None
+    with open(db, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":  # (an empty file too: SQLite would start a new database)
+            raise CorruptFileError(db, "expected an SQLite database (Optuna's storage of --backend ray)",
+                                   STORAGE_RECOVER)
+    return sqlite_url(exp_dir)
+
+
+def open_study(exp_dir, key: str, storage=None):
+    """The Optuna study ``key`` of an experiment folder (``storage``: its :func:`study_storage`,
+    opened here when not given). Checked against the run folders: a storage that lost records
+    (a trial folder ``trial_NNNN`` of a trial it does not hold; a finished search, ``.done``,
+    without a complete trial) is a :class:`~tune_lnl.errors.CorruptFileError`, never "no trial
+    completed". ``FileNotFoundError``: no storage; ``KeyError``: no such study (nor runs of it)."""
+    import optuna
+    exp_dir = Path(exp_dir)
+    folder = exp_dir / "search" / key
+    numbers = [int(m.group(1)) for d in folder.glob("trial_*") if (m := re.fullmatch(r"trial_(\d+)", d.name))
+               and (d / RESULTS).exists()]  # (before the study is read: a trial is recorded before its folder)
+    done = (folder / ".done").exists()
+    storage = storage or study_storage(exp_dir)
+    if storage is None:
+        raise FileNotFoundError(f"{exp_dir}: no Optuna storage ({JOURNAL} or {SQLITE})")
+    path = exp_dir / (SQLITE if isinstance(storage, str) else JOURNAL)
+    try:
+        study = optuna.load_study(study_name=key, storage=storage)
+    except KeyError:  # no such study
+        study = None
+    except Exception as exc:  # noqa: BLE001 -- SQLite: "file is not a database", "malformed" (SQLAlchemy's)
+        if not isinstance(storage, str) or isinstance(exc, OSError):
+            raise
+        raise CorruptFileError(path, f"expected an SQLite database (Optuna's storage of --backend ray) "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})", STORAGE_RECOVER) from None
+    trials = study.get_trials(deepcopy=False) if study is not None else []
+    if numbers and max(numbers) >= len(trials):
+        raise CorruptFileError(path, f"expected a record of every trial that has a run folder, but it holds "
+                               f"{len(trials)} trial(s) of the study {key} while {folder} holds "
+                               f"trial_{max(numbers):04d} (records were lost: the file was cut short or replaced)",
+                               STORAGE_RECOVER)
+    if done and not any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+        raise CorruptFileError(path, f"expected the trials of the finished search {key} ({folder / '.done'}), at "
+                               f"least one of them complete, but it holds none (records were lost)", STORAGE_RECOVER)
+    if study is None:
+        raise KeyError(f"{path}: no study {key!r}")
+    return study
+
+
+def check_studies(exp_dir: Path, keys: list[str]) -> None:
+    """``--resume``: every study of ``keys`` that the storage or the run folders know of is
+    whole (:func:`open_study`; a :class:`~tune_lnl.errors.CorruptFileError` before any run)."""
+    storage = study_storage(exp_dir)
+    if storage is None:
+        return
+    for key in keys:
+        with contextlib.suppress(KeyError):  # not started yet
+            open_study(exp_dir, key, storage)
+
+
+def read_manifest(exp_dir: Path, keys=("space", "methods", "settings")) -> dict:
+    """``experiment.yaml``: what the search was asked for (a mapping holding at least ``keys``).
+    A file that is not: :class:`~tune_lnl.errors.CorruptFileError`."""
+    path = Path(exp_dir) / MANIFEST
+    kinds = {"space": dict, "methods": list, "settings": list, "num_samples": int, "final_seeds": int}
+    try:
+        man = yaml.safe_load(path.read_bytes())
+    except (yaml.YAMLError, ValueError):
+        man = None
+    if not isinstance(man, dict) or not all(k in man and isinstance(man[k], kinds.get(k, object)) for k in keys):
+        raise CorruptFileError(path, f"expected the YAML mapping the search wrote (what it was asked for: "
+                               f"{', '.join(keys)}, ...)", "restore it from a backup (--resume compares it with "
+                               "the command), or search anew under another --name")
+    return man
+
+
+def read_outcome(run_dir: Path) -> dict:
+    """A final run's ``outcome.json`` (``{"state": "complete" | "failed", ...}``: it ended). A
+    file that is not: :class:`~tune_lnl.errors.CorruptFileError`."""
+    path = Path(run_dir) / OUTCOME
+    try:
+        outcome = json.loads(path.read_bytes())
+    except ValueError:
+        outcome = None
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("state"), str):
+        raise CorruptFileError(path, 'expected the JSON object {"state": "complete" or "failed", ...} that marks '
+                               'this final run as ended', "delete it: --resume then continues this final run from "
+                               "its last checkpoint")
+    return outcome
 
 
 def first_best(history: list[dict], key: str = "proxy") -> int:

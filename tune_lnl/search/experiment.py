@@ -22,23 +22,28 @@ from pathlib import Path
 
 import yaml
 
-from ..config import load_experiment
+from ..config import DICT_LABEL, check_folder_name, load_experiment
+from ..methods.base import device_problem
 from ..data import check_data, resolve_data_root
-from ..errors import ConfigError, SearchError, TuneLNLError
+from ..errors import (ConfigError, SearchError, TuneLNLError, argument_error, disk_full, disk_full_message, shown,
+                      whole_number)
 from ..plugins import worker_python_path
 from ..results.export import write_best_configs, write_finals
 from ..results.result import Result
-from ..results.runs import atomic_write, summarize_run
+from ..results.runs import (atomic_write, check_studies, open_no_follow, read_manifest, remove_temporaries,
+                            summarize_run)
 from ..results.storage import is_uri, join, local_copy, pull, push, remote_exists
-from .studies import Job, finish_search, searched_best
+from .studies import MAX_WORKERS, Job, finish_search, searched_best
 
 BACKENDS = ("auto", "ray", "optuna")
+#: what ``--resume`` reads of ``experiment.yaml`` (and compares with the command)
+RESUMED = ("space", "methods", "settings", "num_samples", "final_seeds")
 
 
 def resolve_backend(name: str, address=None) -> str:
     """``auto``: Ray when it is installed, else the Optuna backend."""
     if name not in BACKENDS:
-        raise ConfigError(f"--backend: unknown value {name!r}; allowed: {', '.join(BACKENDS)}")
+        raise ConfigError(f"--backend: unknown value {shown(name)}; allowed: {', '.join(BACKENDS)}")
     if name == "optuna":
         has_ray = False  # not looked for
     else:
@@ -59,8 +64,9 @@ def resolve_backend(name: str, address=None) -> str:
 def lock_experiment(exp_dir: Path):
     """An exclusive ``flock`` on ``<exp_dir>/.lock``: a second search (or ``--resume``) into the
     same experiment while this one runs is refused. The kernel drops the lock when the process
-    ends, however it ends, so a killed search can always be resumed."""
-    f = open(exp_dir / ".lock", "a+")
+    ends, however it ends, so a killed search can always be resumed. A symbolic link planted at
+    ``.lock`` is refused (ConfigError naming it), never opened: its target is not truncated."""
+    f = open_no_follow(exp_dir / ".lock", "a+")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -77,12 +83,12 @@ def lock_experiment(exp_dir: Path):
 
 
 def check_device(exp) -> None:
-    """An explicit CUDA device needs a GPU here (trials would fail one by one otherwise)."""
+    """An explicit CUDA device needs that GPU here (trials would fail one by one otherwise)."""
     import torch
     for space in exp.methods.values():
-        if space.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"{exp.path}: device: {space.device!r} but this machine has no usable CUDA GPU; "
-                              f"use 'auto' (GPU when there is one) or 'cpu'")
+        problem = device_problem(space.device)
+        if problem:
+            raise ConfigError(f"{exp.path or DICT_LABEL}: device: {space.device!r} but {problem}")
     if not torch.cuda.is_available() and exp.first.search["gpus_per_trial"] > 0:
         print(f"note: no GPU here: search.gpus_per_trial {exp.first.search['gpus_per_trial']} is not requested; "
               f"trials run on the CPU", flush=True)
@@ -91,8 +97,41 @@ def check_device(exp) -> None:
 def _pick(kind: str, wanted, available) -> list[str]:
     for x in wanted or []:
         if x not in available:
-            raise ConfigError(f"--{kind}: unknown {kind[:-1]} {x!r}; this file has: {', '.join(available)}")
+            raise ConfigError(f"--{kind}: unknown {kind[:-1]} {shown(x)}; this file has: {', '.join(available)}")
     return list(wanted or available)
+
+
+#: the flags among :func:`run_experiment`'s arguments
+FLAGS = ("resume", "paper_only", "smoke", "one_study_at_a_time")
+
+
+def checked_arguments(args: dict) -> tuple:
+    """:func:`run_experiment`'s arguments (``tune_lnl.run``'s) checked by type before anything
+    is read or written; :class:`ConfigError` naming the first wrong one (the command line's parser
+    gives the right types, a Python caller may not). Returns ``(num_samples, seeds, workers,
+    methods, settings)``: whole numbers as ``int``, a single string for ``methods`` or
+    ``settings`` as a list naming one. (``space``: :func:`load_experiment`; ``name``:
+    :func:`experiment_name`; the values: :func:`run_experiment`.)"""
+    out = dict(args)
+    for key in FLAGS:
+        if not isinstance(args[key], bool):
+            raise argument_error(key, "True or False", args[key])
+    for key in ("num_samples", "seeds", "workers"):
+        if args[key] is not None:
+            out[key] = whole_number(key, args[key])
+    for key in ("methods", "settings"):
+        value = [args[key]] if isinstance(args[key], str) else args[key]
+        if value is not None and (not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value)):
+            raise argument_error(key, "a list of names (or one name), or None", args[key])
+        out[key] = value
+    for key, what in (("data_root", "a folder's path or None"), ("address", "a Ray address or None")):
+        if args[key] is not None and not isinstance(args[key], (str, os.PathLike)):
+            raise argument_error(key, what, args[key])
+    if not isinstance(args["storage_path"], (str, os.PathLike)):
+        raise argument_error("storage_path", "a folder's path or URI", args["storage_path"])
+    if not isinstance(args["backend"], str):
+        raise argument_error("backend", f"one of {', '.join(BACKENDS)}", args["backend"])
+    return tuple(out[key] for key in ("num_samples", "seeds", "workers", "methods", "settings"))
 
 
 def manifest(exp, smoke, backend, paper_only, methods, settings, num_samples, seeds) -> dict:
@@ -130,7 +169,9 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
                    settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
                    paper_only=False, smoke=False, one_study_at_a_time=False) -> Result:
     """Search, select by the proxy, retrain with the final seeds, export; see the module docstring."""
+    num_samples, seeds, workers, methods, settings = checked_arguments(locals())  # first: locals() = the arguments
     exp = load_experiment(space, smoke_mode=smoke)
+    name = experiment_name(exp, name, smoke)  # before anything is written
     methods = _pick("methods", methods, list(exp.methods))
     settings = _pick("settings", settings, exp.settings)
     n_trials = exp.first.num_samples if num_samples is None else num_samples  # 0 is refused,
@@ -141,8 +182,8 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
         raise ConfigError("--paper-only runs no search: --num-samples has no meaning with it")
     if not isinstance(n_seeds, int) or not 1 <= n_seeds <= 100:
         raise ConfigError(f"--seeds must lie in [1, 100], got {n_seeds}")
-    if workers is not None and not 1 <= workers <= 256:
-        raise ConfigError(f"--workers must lie in [1, 256], got {workers}")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers must lie in [1, {MAX_WORKERS}], got {workers}")
     backend = resolve_backend(backend, address)
     if workers is not None and backend != "optuna":
         raise ConfigError("--workers sets the worker processes of --backend optuna; with Ray use "
@@ -151,7 +192,6 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     check_data(exp.dataset, data_root, exp.dataset_options)  # before any trial, naming the folder to fill
     if not address:
         check_device(exp)
-    name = name or (exp.name + ("-smoke" if smoke else ""))
     remote = _remote(storage_path, name, backend, resume)  # a URI: runs there, a working copy here
     exp_dir = local_copy(storage_path, name) if remote else Path(storage_path).expanduser().resolve() / name
     wanted = manifest(exp, smoke, backend, paper_only, methods, settings, n_trials, n_seeds)
@@ -161,7 +201,7 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
         probe = exp_dir / f".write-test-{os.getpid()}"
-        probe.write_text("")
+        open_no_follow(probe, "w").close()
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"--storage-path: cannot write into {exp_dir} ({exc.strerror or exc})") from None
@@ -169,12 +209,13 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     try:
         if resume:
             # the space's content decides, not where its file lies (another checkout, another machine)
-            held = {k: v for k, v in yaml.safe_load(man_path.read_text()).items() if k != "space_file"}
+            held = {k: v for k, v in read_manifest(exp_dir, RESUMED).items() if k != "space_file"}
             if held != {k: v for k, v in json.loads(json.dumps(wanted)).items() if k != "space_file"}:
                 raise ConfigError(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, "
                                   f"budget or --smoke differ)")
         elif man_path.exists():
             raise ConfigError(f"{exp_dir} already holds an experiment: use --resume to continue it, or another --name")
+        _remove_temporaries(exp_dir)
         atomic_write(man_path, yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
         if remote:
             push(exp_dir, remote, only=["experiment.yaml"])
@@ -194,9 +235,31 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
                 if backend == "ray":
                     import ray
                     ray.shutdown()
+    except Exception as exc:  # a write failed for lack of space: one message (nothing finished is lost)
+        if disk_full(exc):  # (before experiment.yaml exists, the same command without --resume)
+            raise SearchError(disk_full_message(exc, exp_dir, resume=man_path.exists())) from None
+        raise
     finally:
         lock.close()
     return Result.read(exp_dir)
+
+
+def _remove_temporaries(exp_dir: Path) -> None:
+    """The temporary files of writes a full disk or a kill cut off go (at the start, under the lock)."""
+    removed = remove_temporaries(exp_dir)
+    if removed:
+        print(f"note: removed {len(removed)} temporary file(s) that cut-off writes left in {exp_dir} (e.g. "
+              f"{removed[0].relative_to(exp_dir)})", flush=True)
+
+
+def experiment_name(exp, name, smoke: bool) -> str:
+    """The experiment folder's name, ``<storage>/<name>``: ``name`` (``--name``), else the space's
+    name with ``-smoke`` added under ``--smoke``; refused unless a portable folder name (never
+    ``..``, a path or an absolute path: nothing may be written outside ``--storage-path``)."""
+    if name is not None:
+        return check_folder_name(name, "--name")
+    given = "name" if "name" in exp.raw else "name (none given: the file's name)"
+    return check_folder_name(exp.name + ("-smoke" if smoke else ""), f"{exp.path or DICT_LABEL}: {given}")
 
 
 def _remote(storage_path, name: str, backend: str, resume: bool) -> str | None:
@@ -247,6 +310,8 @@ def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_
           + ("no search (--paper-only: the paper's values)" if paper_only else f"{num_samples} trials each")
           + f"; {n_seeds} final seeds; proxy {exp.proxy}; data {data_root}", flush=True)
     jobs = [Job(exp.methods[m], s) for m in methods for s in settings]
+    if resume:  # a storage that lost records (cut short, emptied) is named, never "no trial completed"
+        check_studies(exp_dir, [job.key for job in jobs])
     for job in jobs:
         if paper_only:
             job.best = {"config": job.space.paper_config(job.setting, str(data_root)), "proxy_best": None,
@@ -291,3 +356,15 @@ def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_
     except Exception as exc:  # noqa: BLE001
         print(f"warning: the fidelity table or the report could not be built ({type(exc).__name__}: {exc}); "
               f"retry with: python -m tune_lnl.report {exp_dir}", flush=True)
+    _check_finals(exp_dir, jobs, n_seeds, done)
+
+
+def _check_finals(exp_dir: Path, jobs, n_seeds: int, done: dict) -> None:
+    """A final seed that could not run (it failed, its worker kept dying) fails the command once
+    every output is written: never exit 0 with a seed silently missing from the table."""
+    missing = [f"{job.key} seed {seed}" for job in jobs for seed in range(1, n_seeds + 1)
+               if seed not in done.get((job.method, job.setting), {})]
+    if missing:
+        raise SearchError(f"{len(missing)} of {len(jobs) * n_seeds} final runs failed ({', '.join(missing[:8])}"
+                          f"{', ...' if len(missing) > 8 else ''}): the tables hold the seeds that completed; the "
+                          f"errors are in {exp_dir / 'failures.jsonl'}")

@@ -33,7 +33,12 @@ import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import subprocess
+import sys
+import threading
 import time
+import traceback
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +47,19 @@ import optuna
 from optuna.trial import TrialState
 
 from ..config import PRUNERS, SpaceConfig
-from ..errors import SearchError
-from ..results.runs import JOURNAL, RESULTS, atomic_write, journal_storage, read_history
+from ..errors import CheckpointError, SearchError, disk_full, disk_full_message
+from ..results.runs import JOURNAL, OUTCOME, RESULTS, atomic_write, journal_storage, read_history, read_outcome
 from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, Job, distributions, log_failure, rungs, run_dirs,
                       setting_seed, slots, study_cap, study_name)
 
 STORAGE_FILE = JOURNAL
 CHECKPOINT = "checkpoint.pt"
-OUTCOME = "outcome.json"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be continued)
+#: workers that die in a row before they are ready stop the search (with the last one's error)
+MAX_STARTUP_DEATHS = 3
+#: what a worker process runs (``python -m``; see :class:`_WorkerProcess`)
+WORKER_MODULE = "tune_lnl.search.optuna_worker"
 
 
 # -- storage, study, pruner -------------------------------------------------------------------
@@ -110,13 +118,16 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
     atomic_write(run_dir / RESULTS, "".join(json.dumps(h, default=float) + "\n" for h in history))
 
 
+#: in a worker process: the pid of the driver that started it (None in any other process)
+_DRIVER_PID: int | None = None
+
+
 def _exit_if_orphaned() -> None:
-    """In a worker: exit at once if the driver died. ``multiprocessing.parent_process()`` watches
-    the pipe the driver holds open for each child, so a driver that died even before this
-    worker finished starting is seen (a pid comparison would not be)."""
-    parent = mp.parent_process()
-    if parent is not None and not parent.is_alive():
-        print(f"worker {os.getpid()}: the driver {parent.pid} is gone; exiting (--resume continues this run from "
+    """In a worker: exit at once if the driver died. The driver's pid is given on the worker's
+    command line, so a driver that died even before this worker finished starting is seen (the
+    worker's parent is then another process)."""
+    if _DRIVER_PID is not None and os.getppid() != _DRIVER_PID:
+        print(f"worker {os.getpid()}: the driver {_DRIVER_PID} is gone; exiting (--resume continues this run from "
               f"its last checkpoint)", flush=True)
         os._exit(3)
 
@@ -133,15 +144,40 @@ def train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch=None) -> tuple[st
         return _train_run(cfg, run_dir, tb_dir, on_epoch)
 
 
-def _train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch) -> tuple[str, str | None, int | None]:
+def _failed(run_dir: Path, error: str, epoch: int) -> tuple[str, str, int]:
+    """A run that cannot go on (deterministic: reported with its real message, not retried)."""
+    (run_dir / "error.txt").write_text(traceback.format_exc())
+    return "failed", error, epoch
+
+
+def _build(cfg: dict, run_dir: Path):
+    """``(method, None)`` continued from ``checkpoint.pt`` when there is one, or ``(None,
+    failure)``: the method's own build raised (a plugin's ``build()``, an impossible model
+    size), or the checkpoint cannot be loaded (:class:`~tune_lnl.errors.CheckpointError`: not
+    written by tune_lnl, corrupt, another run's; it is never unpickled)."""
     from ..methods import method_class
-    from ..results.tensorboard import RunWriter
-    method = method_class(cfg["method"])(cfg)
-    writer = None
     try:
-        ckpt = run_dir / CHECKPOINT
+        method = method_class(cfg["method"])(cfg)
+    except Exception as exc:  # noqa: BLE001 -- the run's failure, with its message
+        return None, _failed(run_dir, f"{type(exc).__name__}: {exc}", 1)
+    ckpt = run_dir / CHECKPOINT
+    try:
         if ckpt.exists():
             method.load(ckpt)
+    except CheckpointError as exc:
+        method.close()
+        return None, _failed(run_dir, str(exc), 1)
+    return method, None
+
+
+def _train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch) -> tuple[str, str | None, int | None]:
+    from ..results.tensorboard import RunWriter
+    method, failure = _build(cfg, run_dir)
+    if failure is not None:
+        return failure
+    writer = None
+    ckpt = run_dir / CHECKPOINT
+    try:
         _write_history(run_dir, method.history)  # drops epochs after the checkpoint (redone now)
         writer = RunWriter(tb_dir, cfg)
         if method.history and on_epoch is not None and not on_epoch(method.history[-1]):
@@ -287,9 +323,19 @@ def _run_final(task: dict, slot: int, conn, studies: dict) -> None:
     conn.send(("done", state))
 
 
-def _worker(conn, slot: int, threads: int) -> None:
-    """A worker process: takes tasks from the driver's pipe until told to stop (``None``) or the
-    driver is gone (the pipe closes)."""
+def worker_main(fd: int, slot: int, threads: int, driver: int) -> None:
+    """A worker process (``python -m tune_lnl.search.optuna_worker``, see :class:`_WorkerProcess`):
+    says it is ready, then takes tasks from the driver's socket until told to stop (``None``) or
+    the driver is gone (the socket closes). A write that fails for lack of disk space is told to
+    the driver (``("fatal", message)``), which stops the search with that message."""
+    global _DRIVER_PID
+    _DRIVER_PID = driver
+    conn = mp.connection.Connection(fd)
+    _exit_if_orphaned()
+    try:
+        sys.path.extend(p for p in conn.recv() if p not in sys.path)  # the driver's (plugin folders, ...)
+    except (EOFError, OSError):  # the driver had nothing to do and is done
+        return
     import warnings
 
     import torch
@@ -298,6 +344,10 @@ def _worker(conn, slot: int, threads: int) -> None:
     torch.set_num_threads(threads)
     if torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(slot % torch.cuda.device_count())
+    try:
+        conn.send(("ready", os.getpid()))
+    except OSError:  # (likewise: the driver ended before this worker was ready)
+        return
     studies: dict = {}
     while True:
         try:
@@ -307,8 +357,86 @@ def _worker(conn, slot: int, threads: int) -> None:
             return
         if task is None:
             return
-        (_run_trial if task["kind"] == "trial" else _run_final)(task, slot, conn, studies)
+        try:
+            (_run_trial if task["kind"] == "trial" else _run_final)(task, slot, conn, studies)
+        except Exception as exc:  # noqa: BLE001 -- a full disk (also as a library's own error)
+            if not disk_full(exc):
+                raise
+            conn.send(("fatal", disk_full_message(exc, task["exp_dir"])))
+            return
 
+
+class _WorkerProcess:
+    """A worker process started as ``python -m tune_lnl.search.optuna_worker``: a fresh
+    interpreter that never imports the caller's ``__main__`` (``multiprocessing``'s ``spawn``
+    does, so a plain script without an ``if __name__ == "__main__":`` guard re-ran the search in
+    every worker, and a script read from stdin could not start one). It talks to the driver over
+    a socket pair; its stderr is passed through to ours, the last lines kept to say why it died.
+    ``ready``: it has started (imports done, told the driver)."""
+
+    def __init__(self, slot: int, threads: int):
+        here, there = mp.Pipe()
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding tune_lnl/ and trainables/
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root] + [p for p in os.environ.get(
+            "PYTHONPATH", "").split(os.pathsep) if p])}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(there.fileno()), str(slot), str(threads),
+             str(os.getpid())], pass_fds=(there.fileno(),), stderr=subprocess.PIPE, env=env)
+        there.close()
+        here.send(list(sys.path))
+        self.conn, self.pid, self.ready = here, self.popen.pid, False
+        self.tail: deque[str] = deque(maxlen=60)
+        self.sentinel = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None
+        self._reader = threading.Thread(target=self._pass_stderr, daemon=True)
+        self._reader.start()
+
+    def _pass_stderr(self) -> None:
+        for raw in self.popen.stderr:
+            line = raw.decode(errors="replace")
+            self.tail.append(line.rstrip("\n"))
+            try:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            except (OSError, ValueError):  # our stderr is gone: keep draining the pipe
+                pass
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return
+        self._reader.join(timeout=5)  # its last lines (a traceback) are read before the pipe closes
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
+
+    def terminate(self) -> None:
+        self.popen.terminate()
+
+    def error(self) -> str:
+        """The first lines of the traceback it printed last (or its exit code)."""
+        lines = list(self.tail)
+        starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+        if starts:
+            tb = lines[starts[-1]:]
+            lines = tb if len(tb) <= 14 else tb[:12] + ["  ..."] + tb[-2:]
+        text = "\n".join(lines[-20:]).strip()
+        return text or f"exit code {self.exitcode} and nothing on stderr"
+
+
+def _stop_on_startup_deaths(exp_dir: Path, deaths: int, error: str) -> None:
+    """Workers die before they are ready, again and again (a broken install, an import that
+    fails): nothing would ever run. Recorded in ``failures.jsonl``, then the search stops with
+    the worker's own error."""
+    log_failure(exp_dir / FAILURES, "worker start-up", None, "worker start-up", error, None, {}, exp_dir)
+    raise SearchError(f"{deaths} worker processes in a row died while starting; the last one's error:\n{error}")
 
 
 # -- the driver: every study at once, each setting's finals as soon as its search ends ---------
@@ -345,7 +473,7 @@ def _ended(run: dict, resume: bool = False) -> bool:
     f = Path(run["run_dir"]) / OUTCOME
     if not f.exists():
         return False
-    if resume and json.loads(f.read_text()).get("kind") == "worker":
+    if resume and read_outcome(f.parent).get("kind") == "worker":
         f.unlink()
         return False
     return True
@@ -356,7 +484,8 @@ def _final_runs(job: Job, exp_dir: Path, seeds: list[int]) -> list[dict]:
     run_root, tb_root = run_dirs(exp_dir, "finals", job.method, job.setting)
     return [{"kind": "final", "job": (job.method, job.setting), "label": f"{key} finals",
              "config": {**job.best["config"], "seed": seed}, "run_dir": str(run_root / f"seed_{seed}"),
-             "tb_dir": str(tb_root / f"seed_{seed}"), "failures": str(exp_dir / FAILURES)} for seed in seeds]
+             "tb_dir": str(tb_root / f"seed_{seed}"), "failures": str(exp_dir / FAILURES), "exp_dir": str(exp_dir)}
+            for seed in seeds]
 
 
 def _start_search(job: Job, exp_dir: Path) -> object:
@@ -402,16 +531,13 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
           f"({threads} thread(s) each); "
           + ("every study at once" if at_once else "one study at a time, then the finals"), flush=True)
     errors: list[str] = []  # a study that cannot produce a result does not stop the others
-    ctx = mp.get_context("spawn")
     pool: dict[int, _Worker] = {}
     restarts, budget = 0, n * (MAX_WORKER_RETRIES + 1) * max(1, len(jobs))
+    startup_deaths = 0  # in a row: workers that died before they were ready
 
     def spawn(slot):
-        here, there = ctx.Pipe()
-        p = ctx.Process(target=_worker, args=(there, slot, threads))
-        p.start()
-        there.close()
-        pool[slot] = _Worker(p, here, slot)
+        p = _WorkerProcess(slot, threads)
+        pool[slot] = _Worker(p, p.conn, slot)
 
     def open_searches():
         left = [x for x in searches if not x.ended]
@@ -457,7 +583,12 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
     finals_released = at_once
 
     def handle(w: _Worker, msg) -> None:
-        if msg[0] == "claimed":
+        nonlocal startup_deaths
+        if msg[0] == "ready":
+            w.proc.ready, startup_deaths = True, 0
+        elif msg[0] == "fatal":  # e.g. the disk is full: going on would fail the same way
+            raise SearchError(msg[1])
+        elif msg[0] == "claimed":
             if msg[1] is None:  # nothing left to claim after all
                 w.search.assigned.pop(w.slot, None)
                 w.task = w.search = None
@@ -469,14 +600,18 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
             w.task = w.search = None
 
     def died(w: _Worker) -> None:
-        nonlocal restarts
+        nonlocal restarts, startup_deaths
         w.proc.join()
         del pool[w.slot]
         if w.task is None and w.proc.exitcode == 0:
             return
         print(f"worker {w.proc.pid} died (exit code {w.proc.exitcode})"
               + (f" during {w.task['label'] if w.task['kind'] == 'final' else w.search.job.key + ' search'}"
-                 if w.task else ""), flush=True)
+                 if w.task else "") + ("" if w.proc.ready else " while starting"), flush=True)
+        if not w.proc.ready:
+            startup_deaths += 1
+            if startup_deaths >= MAX_STARTUP_DEATHS:
+                _stop_on_startup_deaths(exp_dir, startup_deaths, w.proc.error())
         if w.search is not None:
             run_root, _ = run_dirs(exp_dir, "search", w.search.job.method, w.search.job.setting)
             with _locked(run_root / ".claim.lock"):
@@ -502,7 +637,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
             spawn(w.slot)
 
     last = time.monotonic()
-    for slot in range(n):
+    for slot in range(n if searches or todo else 0):  # (none when everything had ended already)
         spawn(slot)
     try:
         while True:
@@ -523,8 +658,8 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                 if not pool:
                     raise SearchError(f"{exp_dir}: stopped with work left: worker processes kept dying; see "
                                       f"{exp_dir / FAILURES} and the run folders")
-            ready = set(mp.connection.wait([w.conn for w in pool.values()] + [w.proc.sentinel for w in pool.values()],
-                                           timeout=5.0))
+            ready = set(mp.connection.wait([w.conn for w in pool.values()] + [
+                w.proc.sentinel for w in pool.values() if w.proc.sentinel is not None], timeout=5.0))
             for w in list(pool.values()):
                 while w.conn in ready and w.conn.poll():
                     try:
@@ -556,7 +691,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
         out[(job.method, job.setting)] = {}
         for run in _final_runs(job, exp_dir, seeds):
             d = Path(run["run_dir"])
-            outcome = json.loads((d / OUTCOME).read_text())
+            outcome = read_outcome(d)
             if outcome["state"] != "complete":
                 print(f"[{run['label']}] final run with seed {run['config']['seed']} FAILED; left out of the finals "
                       f"table", flush=True)

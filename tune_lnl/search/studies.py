@@ -16,8 +16,8 @@ from pathlib import Path
 from ..errors import SearchError
 from ..results.runs import atomic_write, study_name
 
-__all__ = ["METRIC", "FAILURES", "MAX_WORKER_RETRIES", "Job", "setting_seed", "study_name", "distributions",
-           "rungs", "slots", "study_cap", "run_dirs", "best_config", "searched_best", "finish_search",
+__all__ = ["METRIC", "FAILURES", "MAX_WORKERS", "MAX_WORKER_RETRIES", "Job", "setting_seed", "study_name",
+           "distributions", "rungs", "slots", "study_cap", "run_dirs", "best_config", "searched_best", "finish_search",
            "log_failure", "search_stats"]
 
 #: what trials report, what the pruner compares and what Optuna records: the running maximum of
@@ -25,6 +25,9 @@ __all__ = ["METRIC", "FAILURES", "MAX_WORKER_RETRIES", "Job", "setting_seed", "s
 METRIC = "proxy_best"
 #: one JSON line per failed trial or final run, in the experiment folder
 FAILURES = "failures.jsonl"
+#: the most trials (worker processes) at a time on one machine, however small a trial's share
+#: of a CPU (``--workers`` of the Optuna backend too)
+MAX_WORKERS = 256
 #: how often a trial whose worker process died is restarted from its last checkpoint
 MAX_WORKER_RETRIES = 2
 
@@ -66,9 +69,10 @@ def rungs(space, epochs: int) -> tuple[int, int]:
 def slots(cpus: float, gpus: float, cpus_per_trial: float, gpus_per_trial: float) -> tuple[float, int]:
     """``(CPUs each trial asks for, trials at a time)`` from the resources there are: one trial
     per ``cpus_per_trial`` CPUs (never asking more than there are), and with GPUs at most
-    ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU)."""
+    ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU); never more than
+    :data:`MAX_WORKERS`."""
     cpt = min(float(cpus_per_trial), float(cpus))
-    n = max(1, int(cpus // max(cpt, 1e-9)))
+    n = min(MAX_WORKERS, max(1, int(cpus // max(cpt, 1e-9))))
     if gpus > 0 and gpus_per_trial > 0:
         n = min(n, max(1, int(gpus // gpus_per_trial)))
     return cpt, n
@@ -138,7 +142,7 @@ def search_stats(run_root: Path, study, num_samples: int, epochs: int, wall_s: f
     """Throughput and what the pruner saved, from the trials' ``result.json`` files: trial-epochs
     run (a redone epoch after a restart counts: it was computed), per second of wall time, and the
     share of the ``num_samples x epochs`` a search without pruning would run."""
-    run = sum(sum(1 for line in f.read_text().splitlines() if line.strip())
+    run = sum(sum(1 for line in f.read_bytes().splitlines() if line.strip())
               for f in Path(run_root).glob("*/result.json"))
     full = num_samples * epochs
     states: dict[str, int] = {}
