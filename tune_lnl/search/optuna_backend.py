@@ -2,7 +2,8 @@
 
 * One Optuna study per method and setting (``<method>/<setting>``) in ``<experiment>/optuna.journal``
   (a :class:`~optuna.storages.JournalStorage` file that several processes share safely).
-* The driver starts ONE pool of ``workers`` processes (``spawn``) for the whole experiment and
+* The driver starts ONE pool of ``workers`` processes (``python -m tune_lnl.search.optuna_worker``,
+  never importing the caller's ``__main__``) for the whole experiment and
   hands each free worker a task (:func:`run_jobs`): a waiting final run first, else a trial of
   the open study with the fewest trials running (below its cap), so every study runs at once and
   a setting's finals start when its search ends (or, one study at a time, the old order). For a
