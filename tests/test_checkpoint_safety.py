@@ -165,3 +165,16 @@ def test_a_value_no_checkpoint_can_hold_is_refused_on_save(saved, data, tmp_path
     with pytest.raises(TypeError, match=r"history.*odd"):
         m.save(tmp_path / "odd.pt")
     assert not (tmp_path / "odd.pt").exists()
+
+
+def test_a_link_planted_at_the_temporary_checkpoint_is_never_written_through(saved, data, tmp_path):
+    """``checkpoint.pt.tmp`` that is a symbolic link to a user's file: the save is refused naming
+    it, and the user's file keeps its content."""
+    cfg, _ = saved
+    m = method_class("ce")(cfg, data)
+    victim = tmp_path / "users_file.txt"
+    victim.write_text("mine")
+    (tmp_path / "checkpoint.pt.tmp").symlink_to(victim)
+    with pytest.raises(TuneLNLError, match="checkpoint.pt.tmp is a symbolic link"):
+        m.save(tmp_path / "checkpoint.pt")
+    assert victim.read_text() == "mine" and not (tmp_path / "checkpoint.pt").exists()

@@ -312,7 +312,7 @@ def test_a_checkpoint_on_a_full_disk_raises_enospc_and_leaves_no_temporary_file(
     import tune_lnl.methods.base as base
     from tune_lnl.methods import method_class
     method = method_class("ce")(tiny_cfg("ce", data_root, epochs=1))
-    monkeypatch.setattr(base, "open", lambda path, mode: _CutOff(open(path, mode)), raising=False)
+    monkeypatch.setattr(base, "open_no_follow", lambda path, mode: _CutOff(open(path, mode)))
     with pytest.raises(OSError) as info:
         method.save(tmp_path / "checkpoint.pt")
     assert info.value.errno == errno.ENOSPC and info.value.filename == f"{tmp_path / 'checkpoint.pt'}.tmp"

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
-    ("tune_lnl.errors", "tune_lnl.plugins"),
+    ("tune_lnl.errors", "tune_lnl.plugins", "tune_lnl.files"),
     ("tune_lnl.data", "tune_lnl.models"),
     ("tune_lnl.methods", "trainables"),
     ("tune_lnl.config",),

@@ -28,6 +28,7 @@ import torch
 
 from ..data import NoisyData, cached_noisy_data, logits_accuracy
 from ..errors import CheckpointError, ConfigError, disk_full_cause, shown
+from ..files import open_no_follow
 from .analytics import SelectionMeter, divergence, label_correction
 from .checkpoint import plain, read_checkpoint
 from ..models import MODELS
@@ -405,7 +406,7 @@ class Method:
         tmp = f"{path}.tmp"
         state = self.state_dict()
         try:
-            with open(tmp, "wb") as f:
+            with open_no_follow(tmp, "wb") as f:  # a link planted there is refused, not written through
                 torch.save(state, f)
             os.replace(tmp, path)
         except Exception as exc:

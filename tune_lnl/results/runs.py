@@ -16,7 +16,6 @@ Experiment folder ``<storage>/<name>/``::
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import os
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, CorruptFileError
+from ..errors import CorruptFileError
+from ..files import link_refused, open_no_follow  # noqa: F401 -- (link_refused: the report's)
 from .journal import RECOVER as STORAGE_RECOVER
 from .journal import open_journal
 
@@ -43,25 +43,6 @@ OUTCOME = "outcome.json"
 TMP = ".tmp"
 #: the files written that way (``<name><ext>.tmp``; a leftover of another kind is not ours)
 TMP_KINDS = (".json", ".jsonl", ".yaml", ".csv", ".md", ".html", ".pt")
-
-
-def link_refused(path: Path) -> ConfigError:
-    """The error for a symbolic link where tune_lnl writes or deletes on its own (a lock, a
-    temporary file, the report's folders): a link planted there is never followed."""
-    return ConfigError(f"{path} is a symbolic link: tune_lnl writes and deletes there itself, never through a "
-                       f"link; remove the link (tune_lnl makes the file or folder anew)")
-
-
-def open_no_follow(path: Path, mode: str):
-    """``open(path, mode)`` for a file tune_lnl writes on its own, never through a symbolic link
-    at ``path`` (``O_NOFOLLOW``: :func:`link_refused` instead), so that no file elsewhere is
-    truncated or written."""
-    try:
-        return open(path, mode, opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW, 0o666))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and os.path.islink(path):
-            raise link_refused(path) from None
-        raise
 
 
 def atomic_write(path: Path, text: str) -> None:
