@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true")
     args = p.parse_args(argv)
     import torch
+
     from tune_lnl.config import load_space
     cfg = load_space(ROOT / args.space).paper_config(args.setting, args.data_root)
     cfg.update(device=args.device, amp=args.amp, channels_last=args.channels_last, compile=args.compile)

@@ -35,8 +35,8 @@ def main(argv=None) -> int:
         ap.error("give space files, or --dataset with --noise")
     root = resolve_data_root(args.data_root)
     print(f"command: python {' '.join(sys.argv)}\n")
-    print("| file | dataset | setting | noise | nominal rate | realised (all training images) | realised (training split) "
-          "| draw time (s) |")
+    print("| file | dataset | setting | noise | nominal rate | realised (all training images) "
+          "| realised (training split) | draw time (s) |")
     print("|---|---|---|---|---|---|---|---|")
     runs = []
     for path in args.spaces:

@@ -508,8 +508,8 @@ def workload_table(workload: str, rows: list[dict], errors: dict, args) -> list[
     targets = workload == "mnist" and not cuda
     head = ["method", "networks", "floor s", "ours s", "ours/floor", "usual s", "usual/ours", "evaluate s",
             "peak RSS MiB"] + (["peak GPU MiB"] if cuda else []) + (["targets"] if targets else [])
-    out = [f"## {workload}" + (" (CIFAR-10 stand-in: random tensors of the real shape)" if workload == "cifar10" else ""),
-           ""]
+    stand_in = " (CIFAR-10 stand-in: random tensors of the real shape)" if workload == "cifar10" else ""
+    out = [f"## {workload}{stand_in}", ""]
     ok = [r for r in rows if r["workload"] == workload]
     if ok:
         r0 = ok[0]

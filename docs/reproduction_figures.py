@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reproduction_tables import by_rate, describe, experiment_space, finals, trials  # noqa: E402  (this folder)
+
 from tune_lnl.results.report import fig_analytics, fig_box, fig_final_curves  # noqa: E402
 from tune_lnl.results.result import Result  # noqa: E402
 from tune_lnl.results.runs import read_history  # noqa: E402
@@ -108,9 +109,9 @@ def main() -> None:
         what = ", ".join(key[:-1] + (f"MNIST {key[-1]}",))
         title = f"{what}, {'/'.join(str(e) for e in sorted(epochs, key=str))} epochs, seeds per box: " \
                 f"{' / '.join(str(len(v)) for v in per_label.values())}"
-        for kind, fig in (("box", lambda path: fig_box(per_label, a.last_k, title, path)),
-                          ("curves", lambda path: fig_final_curves(per_label, title, path)),
-                          ("analytics", lambda path: fig_analytics(per_label, title, path))):
+        for kind, fig in (("box", lambda path: fig_box(per_label, a.last_k, title, path)),  # noqa: B023 (called now)
+                          ("curves", lambda path: fig_final_curves(per_label, title, path)),  # noqa: B023
+                          ("analytics", lambda path: fig_analytics(per_label, title, path))):  # noqa: B023
             made = fig(a.out / f"{a.prefix}_{kind}_{'_'.join(key)}.png")
             if made:
                 print(made)

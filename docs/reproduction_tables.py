@@ -188,7 +188,7 @@ def export_final_epochs(exp: Path, out: Path) -> Path:
     rows = []
     for method_dir in sorted((Path(exp) / "finals").iterdir()):
         for setting_dir in sorted(method_dir.iterdir()):
-            for run, history in runs_under(setting_dir).items():
+            for history in runs_under(setting_dir).values():
                 rows += [{"method": method_dir.name, "setting": setting_dir.name, "seed": h["seed"],
                           **{k: h.get(k, "") for k in EPOCH_FIELDS[3:]}} for h in history]
     return write_csv(out, EPOCH_FIELDS, rows)

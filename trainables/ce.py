@@ -5,6 +5,7 @@ from tune_lnl.methods.single_network import SingleNetwork
 
 
 class CE(SingleNetwork):
+    """Standard training: cross entropy on the noisy labels (the papers' "Standard" row)."""
     name = "ce"
 
     def loss(self, logits, labels):

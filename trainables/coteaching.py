@@ -7,16 +7,17 @@ Not included: the original code's linear decay of Adam's lr and beta1 from epoch
 (constant lr here)."""
 from __future__ import annotations
 
-from tune_lnl.methods.losses import cross_entropy
 from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.losses import cross_entropy
 from tune_lnl.methods.ray_adapter import MethodTrainable
 from tune_lnl.methods.selection import cross_update
-from tune_lnl.methods.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from tune_lnl.methods.two_networks import TwoNetworks
 
 
 class CoTeaching(TwoNetworks):
+    """Co-teaching (Han et al., NeurIPS 2018): each network trains its peer on its small-loss samples."""
     name = "coteaching"
-    defaults = {**SMALL_LOSS_DEFAULTS}
+    # hyperparameters: TwoNetworks.Hyper (the small-loss schedule, optimizer, backbone and budget)
 
     def train_epoch(self) -> dict:
         rate, lr = self.begin_epoch()

@@ -31,14 +31,17 @@ Not included: the published code's linear decay of Adam's lr and beta1 from epoc
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from tune_lnl.methods.constraints import NON_NEGATIVE
-from tune_lnl.methods.losses import cross_entropy
 from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.constraints import NON_NEGATIVE
+from tune_lnl.methods.hparams import hp
+from tune_lnl.methods.losses import cross_entropy
 from tune_lnl.methods.ray_adapter import MethodTrainable
 from tune_lnl.methods.selection import cross_update
-from tune_lnl.methods.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from tune_lnl.methods.two_networks import SmallLossHyper, TwoNetworks
 
 
 def kept_count(disagree: torch.Tensor, forget_rate: float) -> torch.Tensor:
@@ -83,14 +86,17 @@ def disagreement_update(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: 
 
 
 class CoTeachingPlus(TwoNetworks):
+    """Co-teaching+ (Yu et al., ICML 2019): Co-teaching on the samples the networks disagree on."""
     name = "coteaching_plus"
-    defaults = {**SMALL_LOSS_DEFAULTS, "init_epoch": 20}
-    constraints = {"init_epoch": NON_NEGATIVE}
+
+    @dataclass(frozen=True)
+    class Hyper(SmallLossHyper):
+        init_epoch: int = hp(20, "epoch from which the networks train on their disagreement (before: Co-teaching)",
+                             NON_NEGATIVE)
 
     def train_epoch(self) -> dict:
-        cfg = self.cfg
         rate, lr = self.begin_epoch()
-        by_disagreement = self.epoch >= cfg["init_epoch"]
+        by_disagreement = self.epoch >= self.hp.init_epoch
         meter = LossMeter(self.device)
         disagreeing = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0

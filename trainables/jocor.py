@@ -8,15 +8,18 @@ The kept share ``1 - forget_rate(e)`` follows Co-teaching's ramp. co_lambda: its
 is 0.1; the authors report 0.5-0.9 working best."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.methods.constraints import RATE
-from tune_lnl.methods.losses import symmetric_kl_log
 from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.constraints import RATE
+from tune_lnl.methods.hparams import hp
+from tune_lnl.methods.losses import symmetric_kl_log
 from tune_lnl.methods.ray_adapter import MethodTrainable
 from tune_lnl.methods.selection import small_loss_selection
-from tune_lnl.methods.two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from tune_lnl.methods.two_networks import SmallLossHyper, TwoNetworks
 
 
 def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
@@ -28,17 +31,20 @@ def joint_loss(logits_a, logits_b, noisy, co_lambda: float) -> torch.Tensor:
 
 
 class JoCoR(TwoNetworks):
+    """JoCoR (Wei et al., CVPR 2020): both networks train on one small-loss selection of a joint loss."""
     name = "jocor"
-    defaults = {**SMALL_LOSS_DEFAULTS, "co_lambda": 0.1}
-    constraints = {"co_lambda": RATE}
+
+    @dataclass(frozen=True)
+    class Hyper(SmallLossHyper):
+        co_lambda: float = hp(0.1, "weight of the co-regularization (symmetric KL) in the joint loss (code: 0.1; "
+                                   "authors: 0.5-0.9 best)", RATE)
 
     def train_epoch(self) -> dict:
-        cfg = self.cfg
         rate, lr = self.begin_epoch()
         meter = LossMeter(self.device)
         picked = self.selection_meter()  # analytics: precision of the small-loss selection
         for idx, x, noisy in self.train_batches():
-            losses = joint_loss(self.net_a(x), self.net_b(x), noisy, cfg["co_lambda"])
+            losses = joint_loss(self.net_a(x), self.net_b(x), noisy, self.hp.co_lambda)
             # one small-loss selection, both networks trained on it
             keep = small_loss_selection(losses, rate)
             loss = losses.index_select(0, keep).mean()

@@ -5,6 +5,7 @@ from tune_lnl.methods.single_network import SingleNetwork
 
 
 class MAE(SingleNetwork):
+    """MAE on the noisy labels, 2 (1 - p_y) (the IMAE paper's Eq. 16)."""
     name = "mae"
 
     def loss(self, logits, labels):

@@ -21,23 +21,26 @@ classes, ``dist`` as the sum of per-tensor mean squared differences, network A r
 gradient of ``xi * ld`` twice, and the step-wise lr decay over the last stage.
 
 Speed: the network losses go through autograd; two gradients are computed in closed form
-instead, each checked against autograd in tests/test_mlc_math.py: the label step's
+instead, each checked against autograd in tests/unit/trainables/test_mlc_math.py: the label step's
 ``dL1/dy~ + dL2/dy~`` (:func:`label_grad`, Eq. 7) and the gradient of ``xi * ld``
 (:func:`add_co_regularization_grad`, Eq. 2-3), added to the networks' gradients after the
 backward pass of the selection losses (fused ``_foreach`` ops over the parameter lists).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.methods.constraints import NON_POSITIVE, POSITIVE, OneOf
-from tune_lnl.methods.label_table import LABEL_TABLE_CONSTRAINTS, check_stages, init_table, stage_lr, stage_of
-from tune_lnl.methods.losses import cross_entropy, pencil_lc, pencil_lc_le, pencil_lo
+from tune_lnl.methods import hparams
 from tune_lnl.methods.base import LossMeter
+from tune_lnl.methods.constraints import NON_POSITIVE, POSITIVE, OneOf
+from tune_lnl.methods.label_table import LabelTable, check_stages, init_table, stage_lr, stage_of
+from tune_lnl.methods.losses import cross_entropy, pencil_lc, pencil_lc_le, pencil_lo
 from tune_lnl.methods.ray_adapter import MethodTrainable
 from tune_lnl.methods.selection import cross_update, forget_rate_at, small_loss_selection
-from tune_lnl.methods.two_networks import TwoNetworks
+from tune_lnl.methods.two_networks import SmallLoss, TwoNetworks
 
 __all__ = ["MLC", "MLCTrainable", "PAPER_MNIST", "add_co_regularization_grad", "co_regularization",
            "forget_rate_at", "label_grad", "label_loss", "label_terms", "lr_at", "network_loss",
@@ -57,13 +60,13 @@ PAPER_MNIST = {
 }
 
 
-def lr_at(epoch: int, cfg: dict) -> float:
+def lr_at(epoch: int, hp) -> float:
     """paper: ``lr`` before stage2, then ``lr2``. official: ``lr`` before stage2, then ``lr2``,
     ``lr2/10``, ``lr2/100`` over successive thirds of the remaining epochs."""
-    if epoch < cfg["stage2"] or cfg["variant"] == "paper":
-        return stage_lr(epoch, cfg)
-    rest = max(1, cfg["epochs"] - cfg["stage2"])
-    return cfg["lr2"] / 10 ** min(2, (epoch - cfg["stage2"]) * 3 // rest)
+    if epoch < hp.stage2 or hp.variant == "paper":
+        return stage_lr(epoch, hp)
+    rest = max(1, hp.epochs - hp.stage2)
+    return hp.lr2 / 10 ** min(2, (epoch - hp.stage2) * 3 // rest)
 
 
 def _diffs(net_a: torch.nn.Module, net_b: torch.nn.Module, detach_b: bool) -> list[torch.Tensor]:
@@ -72,7 +75,8 @@ def _diffs(net_a: torch.nn.Module, net_b: torch.nn.Module, detach_b: bool) -> li
     return torch._foreach_sub(list(net_a.parameters()), params_b)
 
 
-def param_distance(net_a: torch.nn.Module, net_b: torch.nn.Module, variant: str, detach_b: bool = False) -> torch.Tensor:
+def param_distance(net_a: torch.nn.Module, net_b: torch.nn.Module, variant: str,
+                   detach_b: bool = False) -> torch.Tensor:
     """Eq. 2, ``dist = ||theta_1 - theta_2||_2`` over the whole parameter vector (paper); the
     published code's ``sum_t mean((theta_1t - theta_2t)^2)`` over parameter tensors (official).
 
@@ -151,22 +155,22 @@ def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
     return [p.grad for p in params]
 
 
-def label_terms(ytilde: torch.Tensor, noisy: torch.Tensor, cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def label_terms(ytilde: torch.Tensor, noisy: torch.Tensor, hp) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's ``y~`` terms of Eq. 8, shared by both networks (``y~`` treated as fixed):
     ``log y_d = log_softmax(y~)`` (Eq. 5) and ``alpha * lo(y^, y_d)``, ``lo = -log y_d[y]``
     (paper; :func:`~tune_lnl.methods.losses.pencil_lo` without recomputing ``log y_d``)."""
     log_yd = F.log_softmax(ytilde, dim=1)
-    if cfg["variant"] == "official":
+    if hp.variant == "official":
         lo = pencil_lo(F.softmax(ytilde, dim=1), noisy)
     else:
         lo = F.nll_loss(log_yd, noisy, reduction="none")
-    return log_yd, cfg["alpha"] * lo
+    return log_yd, hp.alpha * lo
 
 
-def network_loss(logits: torch.Tensor, terms, noisy: torch.Tensor, stage: int, cfg: dict) -> torch.Tensor:
+def network_loss(logits: torch.Tensor, terms, noisy: torch.Tensor, stage: int, hp) -> torch.Tensor:
     """Per-sample network loss of the stage (Eq. 8 without ``xi*ld``); ``terms``: the batch's
     :func:`label_terms` (unused in stage 1)."""
-    official = cfg["variant"] == "official"
+    official = hp.variant == "official"
     out = F.softmax(logits, dim=1) if official else logits  # official: the code's double softmax
     if stage == 1:
         return cross_entropy(out, noisy)
@@ -174,34 +178,34 @@ def network_loss(logits: torch.Tensor, terms, noisy: torch.Tensor, stage: int, c
     if stage == 3:
         return pencil_lc_le(out, log_yd, class_mean=official)       # lc(p, y_d)
     # lc(p, y_d) + beta * le(p), then + alpha * lo(y^, y_d): Eq. 8
-    return pencil_lc_le(out, log_yd, cfg["beta"], class_mean=official) + alpha_lo
+    return pencil_lc_le(out, log_yd, hp.beta, class_mean=official) + alpha_lo
 
 
 def per_sample_loss(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor, stage: int,
-                    cfg: dict) -> torch.Tensor:
+                    hp) -> torch.Tensor:
     """Per-sample network loss of the stage (Eq. 8 without ``xi*ld``), ``y~`` treated as fixed:
     ``lc + alpha * lo + beta * le`` (stage 2), ``lc`` (stage 3), CE on the noisy label (stage 1)."""
-    terms = label_terms(ytilde, noisy, cfg) if stage != 1 else None
-    return network_loss(logits, terms, noisy, stage, cfg)
+    terms = label_terms(ytilde, noisy, hp) if stage != 1 else None
+    return network_loss(logits, terms, noisy, stage, hp)
 
 
 def label_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Tensor,
-               noisy: torch.Tensor, cfg: dict) -> torch.Tensor:
+               noisy: torch.Tensor, hp) -> torch.Tensor:
     """``L1 + L2`` as a function of ``y~`` (detached logits), batch-mean: its gradient w.r.t.
     ``y~`` is ``dL1/dy~ + dL2/dy~`` of Eq. 7 (``le`` and ``xi*ld`` do not depend on ``y~``).
     The published code uses the raw logits here (single softmax). Training uses the closed form
     :func:`label_grad` of this gradient; this is its autograd reference."""
-    official = cfg["variant"] == "official"
+    official = hp.variant == "official"
     lo_in = F.softmax(ytilde, dim=1) if official else ytilde
     lo = pencil_lo(lo_in, noisy)
     total = 0.0
     for logits in (logits_a, logits_b):
-        total = total + (pencil_lc(logits.detach(), ytilde, class_mean=official) + cfg["alpha"] * lo).mean()
+        total = total + (pencil_lc(logits.detach(), ytilde, class_mean=official) + hp.alpha * lo).mean()
     return total
 
 
 def label_grad(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Tensor,
-               noisy: torch.Tensor, cfg: dict) -> torch.Tensor:
+               noisy: torch.Tensor, hp) -> torch.Tensor:
     """``dL1/dy~ + dL2/dy~`` of Eq. 7, i.e. the gradient of :func:`label_loss`, in closed form.
 
     With ``y_d = softmax(y~)`` (Eq. 5), ``p = softmax(logits)`` of one network (no gradient into
@@ -218,11 +222,11 @@ def label_grad(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Ten
     ``dL/dy~ = ((s - p_A) / C + (s - p_B) / C + 2 alpha s * (u - <s, u>)) / B``.
     Tests compare it with autograd on :func:`label_loss` and with hand computations."""
     b, c = ytilde.shape
-    alpha = cfg["alpha"]
+    alpha = hp.alpha
     yd = F.softmax(ytilde, dim=1)
     p_sum = F.softmax(logits_a.detach(), dim=1) + F.softmax(logits_b.detach(), dim=1)
     onehot = F.one_hot(noisy, c).to(yd.dtype)
-    if cfg["variant"] == "official":
+    if hp.variant == "official":
         u = F.softmax(yd, dim=1) - onehot
         d_lo = yd * (u - torch.linalg.vecdot(yd, u, dim=1).unsqueeze(1))
         return torch.add(2.0 * yd - p_sum, d_lo, alpha=2.0 * alpha * c).div_(b * c)
@@ -231,41 +235,47 @@ def label_grad(logits_a: torch.Tensor, logits_b: torch.Tensor, ytilde: torch.Ten
 
 
 class MLC(TwoNetworks):
+    """MLC, mutual label correction (Liu et al.): co-teaching, then a label table both networks correct."""
     name = "mlc"
     tables = ("ytilde",)  # the label table is checkpointed with the networks
-    #: ``official`` by default: Table I's lambdas (the defaults) were tuned with the published code,
-    #: and at the paper's budget only that math reproduces the paper (docs/reproduction.md section 5)
-    defaults = {
-        "variant": "official", "model": "mlp", "augment": True, "lambda": 1000.0, "forget_rate": 0.2,
-        **PAPER_MNIST["common"],
-    }
-    #: mu < 0 separates the networks (Eq. 3); mu = 0 switches the co-regularization off
-    constraints = {**LABEL_TABLE_CONSTRAINTS, "xi": POSITIVE, "mu": NON_POSITIVE,
-                   "variant": OneOf(("paper", "official"))}
+
+    @dataclass(frozen=True)
+    class Hyper(LabelTable, SmallLoss, hparams.Common):
+        """The paper's MNIST settings (:data:`PAPER_MNIST` common values: Sec. V-A.3); Adam, no lr
+        schedule besides the stages (the lr is stage-wise: :func:`lr_at`)."""
+        #: ``official`` by default: Table I's lambdas (the defaults) were tuned with the published code,
+        #: and at the paper's budget only that math reproduces the paper (docs/reproduction.md section 5)
+        variant: str = hparams.hp("official", "paper (the paper's equations) or official (the published code's "
+                                              "math, in which Table I's lambdas were tuned)",
+                                  OneOf(("paper", "official")))
+        epochs: int = hparams.like(hparams.Common, "epochs", 320)
+        mu: float = hparams.hp(-1.0, "exponent of the co-regularization ld = dist^mu (Eq. 3): < 0 separates the "
+                                     "networks, 0 switches it off", NON_POSITIVE)
+        xi: float = hparams.hp(0.01, "weight of the co-regularization xi * ld (Eq. 3)", POSITIVE)
 
     @classmethod
-    def check_config(cls, cfg):
-        return check_stages(cfg)
+    def check_config(cls, hp):
+        return check_stages(hp)
 
     def build(self) -> None:
         super().build()  # networks A and B, their optimizers, the augmentation
         # Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
-        self.ytilde = init_table(self.data.train_noisy, self.data.num_classes, self.cfg["K"])
+        self.ytilde = init_table(self.data.train_noisy, self.data.num_classes, self.hp.K)
 
     def train_epoch(self) -> dict:
-        cfg, e = self.cfg, self.epoch
-        stage = stage_of(e, cfg)
-        rate = forget_rate_at(e, cfg["forget_rate"], cfg["num_gradual"])
-        lr = lr_at(e, cfg)
+        hp, e = self.hp, self.epoch
+        stage = stage_of(e, hp)
+        rate = forget_rate_at(e, hp.forget_rate, hp.num_gradual)
+        lr = lr_at(e, hp)
         self.set_lr(lr)
         meter = LossMeter(self.device)
         picked = self.selection_meter()  # analytics: precision of the small-loss selections
         for idx, x, noisy in self.train_batches():
             ytilde = self.ytilde.index_select(0, idx)  # this batch's rows (a copy)
             logits_a, logits_b = self.net_a(x), self.net_b(x)
-            terms = label_terms(ytilde, noisy, cfg) if stage != 1 else None  # shared by A and B
-            loss_a = network_loss(logits_a, terms, noisy, stage, cfg)
-            loss_b = network_loss(logits_b, terms, noisy, stage, cfg)
+            terms = label_terms(ytilde, noisy, hp) if stage != 1 else None  # shared by A and B
+            loss_a = network_loss(logits_a, terms, noisy, stage, hp)
+            loss_b = network_loss(logits_b, terms, noisy, stage, hp)
             # co-teaching exchange: each network is trained on its PEER's small-loss selection
             train_a, train_b, keep_by_a, keep_by_b = cross_update(loss_a, loss_b, rate)
             picked.add(idx, keep_by_a, keep_by_b)
@@ -273,15 +283,15 @@ class MLC(TwoNetworks):
             # closed form after the backward pass of the selection losses (same step as autograd
             # on train_a + train_b + co_regularization(...))
             reg = self.update_both(train_a + train_b, lambda: add_co_regularization_grad(
-                self.net_a, self.net_b, cfg["mu"], cfg["xi"], cfg["variant"]))
+                self.net_a, self.net_b, hp.mu, hp.xi, hp.variant))
             total = train_a.detach() + train_b.detach() + reg
             if stage == 2:
                 # Eq. 7: y~ <- y~ - lambda * (dL1/dy~ + dL2/dy~), every sample of the batch
-                grad = label_grad(logits_a, logits_b, ytilde, noisy, cfg)
-                self.ytilde.index_copy_(0, idx, torch.add(ytilde, grad, alpha=-cfg["lambda"]))
+                grad = label_grad(logits_a, logits_b, ytilde, noisy, hp)
+                self.ytilde.index_copy_(0, idx, torch.add(ytilde, grad, alpha=-hp.lambda_))
             meter.add(total)
         with torch.no_grad():
-            dist = float(param_distance(self.net_a, self.net_b, cfg["variant"]))
+            dist = float(param_distance(self.net_a, self.net_b, hp.variant))
         return {"stage": stage, "forget_rate": rate, "lr": lr, "train_loss": meter.mean, "dist": dist,
                 "select_precision": picked.precision,
                 **self.label_correction(self.ytilde)}  # analytics only: label_acc, _clean, _noisy

@@ -40,12 +40,16 @@ oscillates and sym-0.8 ends below chance), so the shipped files and the default 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from tune_lnl.methods.label_table import LABEL_TABLE_CONSTRAINTS, check_stages, init_table, stage_lr, stage_of
+from tune_lnl.methods import hparams
+from tune_lnl.methods.base import LossMeter, set_lr
+from tune_lnl.methods.hparams import like
+from tune_lnl.methods.label_table import LabelTable, check_stages, init_table, stage_lr, stage_of
 from tune_lnl.methods.losses import cross_entropy, pencil_lc_le
-from tune_lnl.methods.base import OPTIM_DEFAULTS, LossMeter, set_lr
 from tune_lnl.methods.ray_adapter import MethodTrainable
 from tune_lnl.methods.single_network import SingleNetwork
 
@@ -84,30 +88,36 @@ def label_update(logits: torch.Tensor, ytilde: torch.Tensor, noisy: torch.Tensor
 
 
 class PENCIL(SingleNetwork):
+    """PENCIL (Yi & Wu, CVPR 2019): one network that also learns a label distribution per sample."""
     name = "pencil"
     tables = ("ytilde",)  # the label table is checkpointed with the networks
-    #: the optimizer keys of every method, minus ``lr_schedule`` (PENCIL's lr is stage-wise)
-    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
-                "lr2": 1e-4, "stage1": 30, "stage2": 140, "alpha": 0.4, "beta": 0.1, "K": 10.0,
-                "lambda": 100.0,  # Table I's sym-0.2 value / C (the published code's step; see above)
-                **{k: v for k, v in OPTIM_DEFAULTS.items() if k != "lr_schedule"}}
-    constraints = LABEL_TABLE_CONSTRAINTS
+
+    @dataclass(frozen=True)
+    class Hyper(LabelTable, hparams.Optimizer, hparams.Common):
+        """The label table's, the optimizer's (no lr schedule: PENCIL's lr is stage-wise) and the
+        backbone's; 200 epochs rather than MLC's 320."""
+        #: Table I's sym-0.2 value / C: the published code's step (see the module docstring)
+        lambda_: float = like(LabelTable, "lambda", 100.0)
 
     @classmethod
-    def check_config(cls, cfg):
-        return check_stages(cfg)
+    def check_config(cls, hp):
+        return check_stages(hp)
+
+    def loss(self, logits, labels):
+        """Stage 1's per-sample loss (cross-entropy on the noisy labels); later stages: :meth:`train_epoch`."""
+        return cross_entropy(logits, labels)
 
     def build(self) -> None:
         super().build()  # the network, its optimizer
         # MLC Eq. 4: y~ = K * onehot(noisy label), one row per training sample (dataset index)
-        self.ytilde = init_table(self.data.train_noisy, self.data.num_classes, self.cfg["K"])
+        self.ytilde = init_table(self.data.train_noisy, self.data.num_classes, self.hp.K)
 
     def train_epoch(self) -> dict:
-        cfg, e = self.cfg, self.epoch
-        stage = stage_of(e, cfg)
-        lr = stage_lr(e, cfg)
+        hp_, e = self.hp, self.epoch
+        stage = stage_of(e, hp_)
+        lr = stage_lr(e, hp_)
         set_lr(self.opt, lr)
-        alpha, beta = cfg["alpha"], cfg["beta"]
+        alpha, beta = hp_.alpha, hp_.beta
         meter = LossMeter(self.device)
         for idx, x, noisy in self.train_batches():
             ytilde = self.ytilde.index_select(0, idx)  # a copy of the batch's rows
@@ -117,7 +127,7 @@ class PENCIL(SingleNetwork):
             loss.backward()
             self.opt.step()
             if stage == 2:
-                new_rows = label_update(logits, ytilde, noisy, alpha, beta, cfg["lambda"])
+                new_rows = label_update(logits, ytilde, noisy, alpha, beta, hp_.lambda_)
                 self.ytilde.index_copy_(0, idx, new_rows)
             meter.add(loss)
         return {"stage": stage, "lr": lr, "train_loss": meter.mean,

@@ -6,6 +6,7 @@ with the messages the command line prints.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ from typing import Callable
 from .config import DICT_LABEL, run_config
 from .data import resolve_data_root
 from .errors import ConfigError, argument_error, shown, whole_number
-from .methods import method_class
+from .methods import RunConfig, method_class
 from .methods.base import device_problem
 from .results.result import Result
 from .search import run_experiment
@@ -59,6 +60,34 @@ def train(config, setting: str | None = None, *, method: str | None = None, data
         raise ConfigError(f"--epochs must be at least 1 (got {overrides['epochs']})")
     if checkpoint:
         _check_checkpoint(Path(checkpoint).expanduser())
+    run = _typed_run(config, setting, method, data_root, smoke, overrides)
+    problem = device_problem(run.device)
+    if problem:
+        where = "--device" if device is not None else f"{DICT_LABEL if isinstance(config, dict) else config}: device"
+        raise ConfigError(f"{where}: {problem} (got {shown(run.device)})")
+    m = method_class(run.method)(run)
+    try:
+        if not quiet:
+            _print_start(m, run.setting or setting)
+        if on_start is not None:
+            on_start(m)
+        while not m.done:
+            metrics = m.step()
+            if not quiet:
+                _print_epoch(metrics, run.data.proxy)
+            if on_epoch is not None:
+                on_epoch(metrics)
+        if checkpoint:
+            m.save(checkpoint)
+        return list(m.history)
+    finally:
+        m.close()
+
+
+def _typed_run(config, setting, method, data_root, smoke, overrides: dict) -> RunConfig:
+    """The run :func:`train` trains: ``config`` as a full run config (a dict with ``method`` and
+    ``noise_type``) or read by :func:`~tune_lnl.config.run_config`, with ``data_root`` and the
+    ``overrides`` (``seed``, ``epochs``, ``device``; None: kept) applied."""
     if isinstance(config, dict) and "method" in config and "noise_type" in config:
         cfg = dict(config)
         if data_root is not None:
@@ -67,28 +96,10 @@ def train(config, setting: str | None = None, *, method: str | None = None, data
         if setting is None:
             raise ConfigError("train: name the noise setting (setting='sym-0.2', ...)")
         cfg = run_config(config, setting, resolve_data_root(data_root), smoke, method)
-    cfg.update({key: value for key, value in overrides.items() if value is not None})
-    problem = device_problem(cfg.get("device", "auto"))
-    if problem:
-        where = "--device" if device is not None else f"{DICT_LABEL if isinstance(config, dict) else config}: device"
-        raise ConfigError(f"{where}: {problem} (got {shown(cfg['device'])})")
-    m = method_class(cfg["method"])(cfg)
-    try:
-        if not quiet:
-            _print_start(m, cfg.get("setting", setting))
-        if on_start is not None:
-            on_start(m)
-        while not m.done:
-            metrics = m.step()
-            if not quiet:
-                _print_epoch(metrics, cfg["proxy"])
-            if on_epoch is not None:
-                on_epoch(metrics)
-        if checkpoint:
-            m.save(checkpoint)
-        return list(m.history)
-    finally:
-        m.close()
+    run = RunConfig.of(cfg, method_class(cfg["method"]).Hyper)
+    if overrides["epochs"] is not None:
+        run = run.replace(hp=dataclasses.replace(run.hp, epochs=overrides["epochs"]))
+    return run.replace(**{k: overrides[k] for k in ("seed", "device") if overrides[k] is not None})
 
 
 def _check_train_arguments(setting, method, data_root, smoke, checkpoint, on_start, on_epoch, quiet) -> None:
@@ -126,9 +137,9 @@ def _check_checkpoint(path: Path) -> None:
 
 
 def _print_start(m, setting) -> None:
-    cfg, info = m.cfg, m.data.info
+    info = m.data.info
     noise = info.get("noise_rate_realised")
-    print(f"{cfg['method']} on {cfg['dataset']} {setting}: {info['n_train']} train, {info['n_val']} noisy-val, "
+    print(f"{m.run.method} on {m.run.data.dataset} {setting}: {info['n_train']} train, {info['n_val']} noisy-val, "
           f"{info['n_test']} test; realised noise {'real (unknown)' if noise is None else f'{noise:.4f}'}; "
           f"device {m.device}", flush=True)
 

@@ -1,6 +1,7 @@
 """The command lines, thin wrappers over the Python API: ``python -m tune_lnl.search|train|
 report|fidelity`` and the ``tune-lnl`` console script (``tune-lnl search ...``, ``tune-lnl train
-...``, ``tune-lnl report ...``, ``tune-lnl fidelity ...``). Bad input (:class:`ConfigError`,
+...``, ``tune-lnl report ...``, ``tune-lnl fidelity ...``, ``tune-lnl methods``: the available
+methods and their hyperparameters). Bad input (:class:`ConfigError`,
 :class:`DataError`) and a search that cannot produce a result (:class:`SearchError`) print
 ``error: <message>`` and exit with code 2; a diverging single training exits with 1.
 """
@@ -22,6 +23,8 @@ SEARCH_HELP = "search every method and noise setting of a space file, retrain th
 
 
 def search_parser(prog: str = "python -m tune_lnl.search") -> argparse.ArgumentParser:
+    # the backends from their registry; an unknown --backend: the API's ConfigError (exit 2), naming them
+    from .search.backend import backend_names, backends_help, option_backends
     p = argparse.ArgumentParser(prog=prog, description=SEARCH_HELP)
     p.add_argument("--space", required=True, help="search-space YAML file (one method or several)")
     p.add_argument("--data-root", help="dataset folder (default: $TUNE_LNL_DATA, else ./data)")
@@ -32,13 +35,13 @@ def search_parser(prog: str = "python -m tune_lnl.search") -> argparse.ArgumentP
     p.add_argument("--settings", nargs="+", help="run only these settings")
     p.add_argument("--seeds", type=int, help="number of final seeds (overrides the file)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
-    p.add_argument("--backend", choices=("auto", "ray", "optuna"), default="auto",
-                   help="ray: Ray Tune + Optuna + ASHA; optuna: Optuna alone with worker processes sharing "
-                        "a journal storage (no Ray needed); auto (default): ray when it is installed")
+    p.add_argument("--backend", default=backend_names()[0], metavar="{" + ",".join(backend_names()) + "}",
+                   help=backends_help())
     p.add_argument("--workers", type=int,
-                   help="--backend optuna: worker processes (default: CPUs / search.cpus_per_trial, "
-                        "on a GPU at most 1 / search.gpus_per_trial per GPU)")
-    p.add_argument("--address", help="join an existing Ray cluster (storage must be shared; --backend ray)")
+                   help=f"{option_backends('workers')}: worker processes (default: CPUs / search.cpus_per_trial, "
+                        f"on a GPU at most 1 / search.gpus_per_trial per GPU)")
+    p.add_argument("--address", help=f"join an existing Ray cluster (storage must be shared; "
+                                     f"{option_backends('address')})")
     p.add_argument("--paper-only", action="store_true",
                    help="no search: the finals retrain each method's paper values (the file's 'paper' and "
                         "'fixed'); only the epoch is chosen, by the proxy (reproducing a paper's table)")
@@ -109,10 +112,44 @@ def fidelity_main(argv=None, prog: str = "python -m tune_lnl.fidelity") -> int:
     return main(argv, prog=prog)
 
 
+# -- methods ------------------------------------------------------------------------------------
+METHODS_HELP = "list the available methods (built-ins, installed plugins) with their hyperparameters"
+
+
+def methods_main(argv=None, prog: str = "tune-lnl methods") -> int:
+    """One aligned table per method (key, type, default, allowed values, meaning), or ``--json``:
+    ``{method: {hyperparameter: {"default": ..., ...}}}``. A NAME that names no usable method:
+    ``error: ...`` naming the available ones, exit 2."""
+    import json
+
+    from .methods.listing import as_json, catalogue, table
+    ap = argparse.ArgumentParser(prog=prog, description=METHODS_HELP)
+    ap.add_argument("names", nargs="*", metavar="NAME",
+                    help="only these methods (a built-in or entry-point name, or an import path 'module:Class')")
+    ap.add_argument("--json", action="store_true",
+                    help='print {method: {hyperparameter: {"default": ..., "type": ..., "meaning": ..., '
+                         '"choices" | "low"/"high": ...}}} as one JSON object')
+    args = ap.parse_args(argv)
+    try:
+        entries = catalogue(args.names)
+    except TuneLNLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        for entry in entries:
+            if entry.error is not None:  # stdout stays one JSON object of the methods that load
+                print(f"warning: method {entry.name!r} is left out: {entry.error}", file=sys.stderr)
+        print(json.dumps(as_json(entries), indent=2, default=str))  # a plugin's odd default: its text
+    else:
+        print("\n\n".join(table(entry) for entry in entries))
+    return 0
+
+
 # -- tune-lnl -----------------------------------------------------------------------------------
 COMMANDS = {"search": (search_main, SEARCH_HELP), "train": (train_main, TRAIN_HELP),
             "report": (report_main, "build the report (HTML + Markdown + figures) of an experiment folder"),
-            "fidelity": (fidelity_main, "proxy fidelity tables (Kendall/Spearman/regret) of an experiment folder")}
+            "fidelity": (fidelity_main, "proxy fidelity tables (Kendall/Spearman/regret) of an experiment folder"),
+            "methods": (methods_main, METHODS_HELP)}
 
 
 def main(argv=None) -> int:

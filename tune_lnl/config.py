@@ -21,12 +21,19 @@ import torch
 import yaml
 
 from .data import PROXIES, REAL_NOISE, open_dataset
-from .data.noise import (HUMAN_NOISE, RATE_TYPES, asymmetric_matrix, check_matrix, expected_rate, file_sha256,
-                         read_matrix)
+from .data.noise import (
+    HUMAN_NOISE,
+    RATE_TYPES,
+    asymmetric_matrix,
+    check_matrix,
+    expected_rate,
+    file_sha256,
+    read_matrix,
+)
 from .errors import ConfigError, DataError, shown
-from .methods import defaults_of, method_class
+from .methods import RunConfig, defaults_of, method_class, rules_of
 from .methods.base import device_problem
-from .methods.constraints import OneOf, merged, problems
+from .methods.constraints import OneOf, problems
 
 TOP_KEYS = {"name", "method", "methods", "dataset", "proxy", "val_fraction", "clean_val_size", "train_subset",
             "noise_seed", "device", "search", "finals", "fixed", "space", "paper", "settings", "smoke"}
@@ -52,13 +59,34 @@ METHOD_FOLDER = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._:-]{0,99}")
 BEST_KIND = "tune_lnl.best_configs"
 # The value rules of a method's keys (rates, signs, choices) live with the method, on its class
 # (``constraints``, :mod:`tune_lnl.methods.constraints`); this file applies them.
-SEARCH_DEFAULTS = {"num_samples": 20, "seed": 0, "grace_period": 20, "reduction_factor": 3,
-                   "cpus_per_trial": 1, "gpus_per_trial": 0.25, "pruner": "successive_halving",
-                   # every (method, setting) search at once, each setting's finals as soon as its
-                   # search ends (False: one study after another, then the finals); see
-                   # tune_lnl.search.studies.study_cap for the per-study limit "auto"
-                   "studies_at_once": True, "max_concurrent_per_study": "auto"}
-FINALS_DEFAULTS = {"seeds": 5, "last_k": 10}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """``search:`` of a space file (types: :data:`SEARCH_KEYS`)."""
+    num_samples: int = 20              #: trials per (method, setting) study
+    seed: int = 0                      #: the samplers' seed
+    grace_period: int = 20             #: ASHA's first rung (epochs)
+    reduction_factor: int = 3          #: ASHA's reduction factor
+    cpus_per_trial: int | float = 1
+    gpus_per_trial: int | float = 0.25
+    pruner: str = "successive_halving"  #: the Optuna backend's pruner (:data:`PRUNERS`)
+    #: every (method, setting) search at once, each setting's finals as soon as its search ends
+    #: (False: one study after another, then the finals)
+    studies_at_once: bool = True
+    #: trials of one study at a time; "auto": see tune_lnl.search.studies.study_cap
+    max_concurrent_per_study: int | str = "auto"
+
+
+@dataclass(frozen=True)
+class FinalsOptions:
+    """``finals:`` of a space file: the retraining of each selected config."""
+    seeds: int = 5     #: final runs (seeds 0..seeds-1)
+    last_k: int = 10   #: the "last" column: mean test accuracy of the last k epochs
+
+
+SEARCH_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchOptions)}
+FINALS_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FinalsOptions)}
 
 
 @dataclass
@@ -109,8 +137,8 @@ class SpaceConfig:
     train_subset: int
     noise_seed: int
     device: str
-    search: dict
-    finals: dict
+    search: SearchOptions
+    finals: FinalsOptions
     fixed: dict
     space: dict[str, Dist]
     paper: dict
@@ -150,25 +178,39 @@ class SpaceConfig:
         return {k: s.paper.get(k, self.paper.get(k, defaults.get(k))) for k in self.space_for(setting)}
 
     def paper_config(self, setting: str, data_root: str) -> dict:
+        """The run config of ``setting`` at the paper's values (serialised: a flat dict)."""
         return {**self.base_config(setting, data_root), **self.paper_point(setting)}
+
+    def paper_run(self, setting: str, data_root: str) -> RunConfig:
+        """:meth:`paper_config`, typed."""
+        return self.typed_run(self.paper_config(setting, data_root))
+
+    def epochs(self, setting: str) -> int:
+        """How many epochs a run of ``setting`` trains (its paper config's; ``--smoke`` applied)."""
+        return int(self.paper_run(setting, "").hp.epochs)
+
+    def typed_run(self, flat: dict) -> RunConfig:
+        """The typed form of a flat run config of this space's method (e.g. a trial's
+        :meth:`base_config` plus its sampled values)."""
+        return RunConfig.of(flat, method_class(self.method).Hyper, self.method)
 
     @property
     def num_samples(self) -> int:
-        return int(self.smoke.get("num_samples", 3) if self.is_smoke else self.search["num_samples"])
+        return int(self.smoke.get("num_samples", 3) if self.is_smoke else self.search.num_samples)
 
     @property
     def final_seeds(self) -> int:
-        return int(self.smoke.get("seeds", 2) if self.is_smoke else self.finals["seeds"])
+        return int(self.smoke.get("seeds", 2) if self.is_smoke else self.finals.seeds)
 
     @property
     def reduction_factor(self) -> int:
         if self.is_smoke:
-            return int(self.smoke.get("reduction_factor", self.search["reduction_factor"]))
-        return int(self.search["reduction_factor"])
+            return int(self.smoke.get("reduction_factor", self.search.reduction_factor))
+        return int(self.search.reduction_factor)
 
     @property
     def grace_period(self) -> int:
-        return int(self.smoke.get("grace_period", 1) if self.is_smoke else self.search["grace_period"])
+        return int(self.smoke.get("grace_period", 1) if self.is_smoke else self.search.grace_period)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -248,7 +290,7 @@ class _Keys(dict):
 
     def __init__(self, method: str, where: str):
         super().__init__(defaults_of(method, where))
-        self.rules = merged(method_class(method, where))
+        self.rules = rules_of(method, where)
 
 
 def _check_hparams(ck: _Checker, key: str, values: dict, defaults: _Keys, method: str | None = None) -> dict:
@@ -347,7 +389,7 @@ class Experiment:
         return self.first.proxy
 
     @property
-    def finals(self) -> dict:
+    def finals(self) -> FinalsOptions:
         return self.first.finals
 
 
@@ -577,8 +619,8 @@ def _common(ck: _Checker, raw: dict) -> dict:
         sraw = ck.mapping(key, sraw, SETTING_KEYS if "method" in raw else {"noise"})
         ntype, rate, options = _noise(ck, f"{key}.noise", sraw.get("noise"), ds, dataset)
         if not ds.clean_labels_known(ntype):
-            if proxy == "clean_intact":
-                ck.fail("proxy", f"clean_intact needs the clean training labels, which dataset {dataset} does not "
+            if PROXIES[proxy].needs_clean_labels:
+                ck.fail("proxy", f"{proxy} needs the clean training labels, which dataset {dataset} does not "
                         f"have under noise type {ntype} (setting {sname})", proxy)
             if clean_val_size:
                 ck.fail("clean_val_size", f"needs the clean training labels, which dataset {dataset} does not have "
@@ -597,11 +639,11 @@ def _common(ck: _Checker, raw: dict) -> dict:
             "dataset": dataset, "dataset_options": dataset_options, "proxy": proxy,
             "val_fraction": float(val_fraction), "clean_val_size": int(clean_val_size),
             "train_subset": int(train_subset), "noise_seed": ck.typed("noise_seed", raw.get("noise_seed", 0), int),
-            "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": finals,
+            "device": _device(ck, raw.get("device", "auto")), "search": search, "finals": FinalsOptions(**finals),
             "settings": noise, "smoke": smoke}
 
 
-def _search(ck: _Checker, value) -> dict:
+def _search(ck: _Checker, value) -> SearchOptions:
     """``search:`` with its defaults. A trial's resources: ``cpus_per_trial`` above 0 (trials at
     a time are the CPUs divided by it), ``gpus_per_trial`` 0 (no GPU share) or more."""
     search = {**SEARCH_DEFAULTS}
@@ -620,7 +662,7 @@ def _search(ck: _Checker, value) -> dict:
     if not search["gpus_per_trial"] >= 0:
         ck.fail("search.gpus_per_trial", "must be >= 0 (the share of a GPU one trial asks for; 0: none)",
                 search["gpus_per_trial"])
-    return search
+    return SearchOptions(**search)
 
 
 def _check_splits(ck: _Checker, ds, proxy: str, val_fraction: float, clean_val_size: int, train_subset: int,
@@ -777,12 +819,12 @@ def _cross_check(ck: _Checker, cfg: SpaceConfig) -> None:
                 ck.fail(f"settings.{sname}.paper.{k}" if k in s.paper else f"paper.{k}",
                         "a paper value is only meaningful for a searched hyperparameter", k)
         for mode in ([False, True] if cfg.smoke else [False]):
-            full = dataclasses.replace(cfg, is_smoke=mode).paper_config(sname, "/")
-            for problem, value in method_class(cfg.method).check_config(full):  # the method's own relations
+            run = dataclasses.replace(cfg, is_smoke=mode).paper_run(sname, "/")
+            for problem, value in method_class(cfg.method).check_config(run.hp):  # the method's own relations
                 ck.fail(f"settings.{sname}" + (" (smoke)" if mode else ""), problem, value)
-            if full["epochs"] < 1:
+            if run.hp.epochs < 1:
                 ck.fail(f"settings.{sname}" + (" (smoke)" if mode else ""), "epochs must be at least 1",
-                        full["epochs"])
+                        run.hp.epochs)
 
 
 # -- one run config, for a single training ----------------------------------------------------------

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ConfigError, DataError
+
 
 class MLP(nn.Module):
     """784 -> 256 -> 10 with ReLU, as used by Co-teaching and the MLC paper on MNIST."""
@@ -147,12 +149,12 @@ def resnet18_weights_path() -> Path:
 def resnet18_imagenet(num_classes: int = 14, pretrained: bool = True) -> nn.Sequential:
     """torchvision ResNet-18 behind an ImageNet :class:`Normalize` (inputs in [0, 1]) with a new
     ``num_classes``-way ``fc``. ``pretrained`` loads the ImageNet weights from the torch.hub cache
-    only (never downloads); absent, a RuntimeError says where to put them."""
+    only (never downloads); absent, a :class:`~tune_lnl.errors.DataError` says where to put them."""
     from torchvision.models import resnet18
 
     path = resnet18_weights_path()
     if pretrained and not path.is_file():
-        raise RuntimeError(
+        raise DataError(
             f"the ImageNet weights of ResNet-18 are not cached: put the file {RESNET18_URL} "
             f"at {path} (torch.hub cache; $TORCH_HOME moves it), or set `pretrained: false` "
             f"to train from scratch.")
@@ -167,7 +169,7 @@ def resnet18(num_classes: int = 14, in_channels: int = 3, pretrained: bool = Fal
     """torchvision's ResNet-18 (e.g. Clothing1M's 224x224 inputs in [0, 1], ImageNet
     normalisation inside); ``pretrained``: ImageNet weights, which must already be in torch's cache."""
     if in_channels != 3:
-        raise ValueError(f"resnet18 takes 3-channel images (ImageNet); this dataset has {in_channels}")
+        raise ConfigError(f"resnet18 takes 3-channel images (ImageNet); this dataset has {in_channels}")
     return resnet18_imagenet(num_classes, pretrained=pretrained)
 
 
@@ -191,9 +193,9 @@ def build_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrain
     """``name`` from :data:`MODELS`; ``in_shape`` is one image's ``(C, H, W)``. ``pretrained``
     applies to ``resnet18`` only (ImageNet weights)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
     if pretrained and name != "resnet18":
-        raise ValueError(f"pretrained weights exist only for resnet18, not {name!r}")
+        raise ConfigError(f"pretrained weights exist only for resnet18, not {name!r}")
     if name == "resnet18":
         return resnet18(num_classes, in_shape[0], pretrained=pretrained)
     if name == "mlp":

@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
+import sys
 from pathlib import Path
 
 from .errors import ConfigError
@@ -112,3 +113,19 @@ def worker_python_path():
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = before
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """``(__getattr__, __dir__)`` of a package whose public names (``exports``: name -> the module
+    that defines it) are imported on first use, so that importing the package (``tune-lnl --help``,
+    a worker importing one module, the torch-free proxy registry) does not import them all."""
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name]), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__():
+        return sorted(set(vars(sys.modules[package])) | set(exports))
+    return __getattr__, __dir__

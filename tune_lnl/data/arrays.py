@@ -105,7 +105,8 @@ class ArraysDataset(InMemoryDataset):
         if "clean_val_index" in a:
             index = self._integers(a, "clean_val_index")
             if index.dim() != 1 or not index.numel():
-                self.fail("clean_val_index", f"must be a non-empty 1-D array of training indices (shape {tuple(index.shape)})")
+                self.fail("clean_val_index",
+                          f"must be a non-empty 1-D array of training indices (shape {tuple(index.shape)})")
             if int(index.min()) < 0 or int(index.max()) >= n:
                 self.fail("clean_val_index", f"index {int(index.min()) if int(index.min()) < 0 else int(index.max())} "
                           f"outside [0, {n}) (the training images)")

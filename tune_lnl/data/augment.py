@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import ConfigError
+
 __all__ = ["Augmentation", "Perspective", "GrayJitter", "Chain", "random_perspective", "color_jitter_gray",
            "mnist_augment"]
 
@@ -274,10 +276,11 @@ class Perspective(Augmentation):
     """``transforms.RandomPerspective(distortion, p)`` (bilinear, fill 0), batched.
 
     ``draw``: ``apply`` (bool, ``rand < p``) and ``m``, each sample's output pixel -> normalised
-    input coordinate map ``to_norm @ Q_start @ adj(Q_end)`` (float64 ``[n, 3, 3]``, see above), from the draws of :func:`_perspective_draws` (drawn for every
-    sample, whatever ``p``), and ``finite``: True where the map's projective denominator keeps
-    one sign, away from 0, over every pixel centre (it is affine in the pixel coordinates, so its
-    values at the four outermost pixel centres decide), i.e. every pixel maps to a finite coordinate.
+    input coordinate map ``to_norm @ Q_start @ adj(Q_end)`` (float64 ``[n, 3, 3]``, see above), from the
+    draws of :func:`_perspective_draws` (drawn for every sample, whatever ``p``), and ``finite``: True
+    where the map's projective denominator keeps one sign, away from 0, over every pixel centre (it is
+    affine in the pixel coordinates, so its values at the four outermost pixel centres decide), i.e.
+    every pixel maps to a finite coordinate.
     ``apply``: on the CPU only the selected samples (about ``p * B``) are warped, written into
     ``x``; elsewhere all are warped and the unselected ones taken back from ``x`` (no host sync
     for the selection); unselected samples come back bitwise unchanged."""
@@ -375,7 +378,7 @@ class GrayJitter(Augmentation):
 
     def apply(self, x, params):
         if x.shape[1] != 1:
-            raise ValueError(f"expected a grayscale batch [B, 1, H, W], got {tuple(x.shape)}")
+            raise ConfigError(f"expected a grayscale batch [B, 1, H, W], got {tuple(x.shape)}")
         a1, k1, a2, k2 = (params[k].to(x.dtype) for k in ("a1", "k1", "a2", "k2"))
         # x.mul(alpha).add_(beta) rather than addcmul: several times faster on the CPU
         y = x.mul(a1).add_(k1 * x.mean(dim=(1, 2, 3), keepdim=True)).clamp_(0.0, 1.0)
@@ -417,7 +420,8 @@ mnist_augment = Chain(Perspective(0.5, 0.5), GrayJitter(0.2, 0.75))
 # Random crop with zero padding + horizontal flip (CIFAR)
 # ----------------------------------------------------------------------------
 
-__all__ += ["CropFlip", "random_crop_flip", "center_crop", "cifar10_augment", "crop_flip", "AUGMENTS", "resolve_augment"]
+__all__ += ["CropFlip", "random_crop_flip", "center_crop", "cifar10_augment", "crop_flip", "AUGMENTS",
+            "resolve_augment"]
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -448,7 +452,7 @@ def _crop_flip_params(
     th, tw = _pair(size)
     hp, wp = height + 2 * padding, width + 2 * padding
     if th > hp or tw > wp or th < 1 or tw < 1:
-        raise ValueError(f"crop size {(th, tw)} does not fit the padded image {(hp, wp)}")
+        raise ConfigError(f"crop size {(th, tw)} does not fit the padded image {(hp, wp)}")
     top = torch.randint(0, hp - th + 1, (batch,), generator=generator, device=device)
     left = torch.randint(0, wp - tw + 1, (batch,), generator=generator, device=device)
     if flip:
@@ -547,5 +551,5 @@ def resolve_augment(value, default):
     if value is False or value is None:
         return None
     if value not in AUGMENTS:
-        raise ValueError(f"unknown augment {value!r}; allowed: true, false, {', '.join(AUGMENTS)}")
+        raise ConfigError(f"unknown augment {value!r}; allowed: true, false, {', '.join(AUGMENTS)}")
     return AUGMENTS[value]

@@ -8,9 +8,12 @@ whose options go to the class's constructor (``{type: arrays, path: data.npz}``)
 * :class:`InMemoryDataset`: implement :meth:`~InMemoryDataset.load` (uint8 images and labels as
   :class:`~tune_lnl.data.splits.Arrays`); the framework applies the noise, makes the splits and
   keeps everything as tensors on the training device (MNIST, CIFAR-10, ``arrays``).
-* :class:`StreamedDataset`: implement :meth:`Dataset.noisy_data` returning an object with
-  ``to_device(device)`` that offers the device-data interface of :mod:`tune_lnl.data.device`
-  (Clothing1M).
+* :class:`StreamedDataset`: implement :meth:`Dataset.noisy_data` returning a
+  :class:`~tune_lnl.data.protocols.HostData` (an object with ``to_device(device)``) whose
+  ``to_device`` returns a :class:`~tune_lnl.data.protocols.TrainingData` (Clothing1M).
+
+The methods a subclass must implement are abstract (:mod:`abc`): a class that lacks one is
+refused by name when a space file names it (:func:`tune_lnl.data.registry.dataset_class`).
 
 Declared on the class (or set by the constructor, for datasets whose files tell):
 ``num_classes``, ``image_shape`` ``(C, H, W)`` the model sees, ``noise_types`` it allows
@@ -21,6 +24,7 @@ class mapping of ``asymmetric`` noise: ``{source: target}``; ``None`` refuses th
 """
 from __future__ import annotations
 
+import abc
 import os
 import pickle
 from pathlib import Path
@@ -29,13 +33,11 @@ import torch
 
 from ..errors import DataError
 from .augment import AUGMENTS
+from .data_config import DataConfig
 from .noise import NOISE_TYPES, REAL_NOISE
+from .protocols import HostData
 from .splits import Arrays, make_noisy_data
 
-#: model-selection proxies (never the test set): a noisy hold-out of the training set, the
-#: training images against their clean labels (an analysis tool), a clean validation split
-#: (the dataset's own, or ``clean_val_size`` images with their original labels)
-PROXIES = ("noisy_val", "clean_intact", "clean_val")
 #: the most classes a dataset may have: a label is a class index, and a run holds C x C transition
 #: matrices and C outputs per image (10,000 classes: 800 MB per float64 matrix already)
 MAX_CLASSES = 10_000
@@ -49,7 +51,7 @@ def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
     return Path(value).expanduser().resolve()
 
 
-class Dataset:
+class Dataset(abc.ABC):
     """Base of every dataset (see the module's docstring)."""
     num_classes: int | None = None
     image_shape: tuple[int, int, int] | None = None
@@ -66,6 +68,7 @@ class Dataset:
     in_memory = True
     #: what ``augment: true`` means: a name of :data:`tune_lnl.data.augment.AUGMENTS`
     default_augment = "none"
+    #: the proxy that selects when a space file names none: a name of :data:`tune_lnl.data.proxies.PROXIES`
     default_proxy = "noisy_val"
     #: whether ``train_subset`` / ``test_subset`` apply
     supports_subset = True
@@ -85,9 +88,9 @@ class Dataset:
         """Raise :class:`~tune_lnl.errors.DataError` (naming the folder or file and what to put
         there) if the files are absent or unusable; called once before any trial."""
 
-    def noisy_data(self, cfg: dict):
+    @abc.abstractmethod
+    def noisy_data(self, cfg: DataConfig) -> HostData:
         """The data one run trains on (an object with ``to_device(device)``)."""
-        raise NotImplementedError
 
     def check_splits(self, val_fraction: float, clean_val_size: int, train_subset: int, proxy: str) -> None:
         """Raise :class:`~tune_lnl.errors.DataError` if the training images cannot fill the splits
@@ -104,10 +107,10 @@ class Dataset:
 class InMemoryDataset(Dataset):
     """A dataset that fits on the training device: implement :meth:`load`."""
 
+    @abc.abstractmethod
     def load(self, root: Path) -> Arrays:
         """uint8 ``[N, C, H, W]`` train and test images, int64 labels (as the dataset has them),
         optionally the known clean training labels and a trusted clean subset."""
-        raise NotImplementedError
 
     def checked_load(self, root: Path) -> Arrays:
         """:meth:`load`, then :func:`check_arrays` against what the class declares."""
@@ -118,8 +121,8 @@ class InMemoryDataset(Dataset):
     def check(self, root: Path) -> None:
         self.checked_load(root)
 
-    def noisy_data(self, cfg: dict):
-        arrays = self.checked_load(Path(cfg["data_root"]))
+    def noisy_data(self, cfg: DataConfig) -> HostData:
+        arrays = self.checked_load(Path(cfg.data_root))
         return make_noisy_data(arrays, int(self.num_classes), cfg, self.augmentation(), self.asymmetric_map)
 
 
@@ -127,7 +130,8 @@ def check_arrays(a: Arrays, ds: Dataset) -> None:
     """What :meth:`InMemoryDataset.load` returned must be what the dataset declares: uint8
     ``[N, C, H, W]`` images of ``image_shape``, one integer label per image in
     ``[0, num_classes)`` (clean labels: -1 for unknown; every declared human label set present,
-    one label per training image), clean-val indices inside the training set. Raises :class:`~tune_lnl.errors.DataError` naming the dataset and the field."""
+    one label per training image), clean-val indices inside the training set. Raises
+    :class:`~tune_lnl.errors.DataError` naming the dataset and the field."""
     name = f"dataset {type(ds).__module__}:{type(ds).__qualname__}"
     C = int(ds.num_classes)
     for field, x in (("train_x", a.train_x), ("test_x", a.test_x)):

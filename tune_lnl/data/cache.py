@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .data_config import DataConfig
 from .registry import dataset_of, load_noisy_data, options_key
 
 #: how many device-resident datasets a process keeps (the latest ones): a worker runs the trials
@@ -25,27 +26,28 @@ def _device_key(device: torch.device) -> str:
     return str(device)
 
 
-def data_key(cfg: dict, device: torch.device) -> tuple | None:
+def data_key(cfg: DataConfig | dict, device: torch.device) -> tuple | None:
     """Everything :func:`load_noisy_data` reads, normalised, plus the device; ``None`` for a
     dataset that is not cached (streamed ones such as Clothing1M: their device view holds
     DataLoader workers that :meth:`~tune_lnl.methods.base.Method.close` stops)."""
+    cfg = DataConfig.of(cfg)
     if not dataset_of(cfg).in_memory:
         return None
-    holdout = cfg["proxy"] != "clean_intact"  # val_fraction read only then
-    return (cfg["dataset"], options_key(cfg.get("dataset_options")), str(Path(cfg["data_root"]).expanduser().resolve()),
-            cfg["noise_type"], json.dumps(cfg.get("noise_options") or {}, sort_keys=True),
-            float(cfg["noise_rate"]), int(cfg["noise_seed"]), holdout, float(cfg["val_fraction"]) if holdout else None,
-            int(cfg.get("clean_val_size") or 0), int(cfg.get("train_subset") or 0), int(cfg.get("test_subset") or 0),
-            _device_key(device))
+    holdout = cfg.proxy != "clean_intact"  # val_fraction read only then
+    return (cfg.dataset, options_key(cfg.dataset_options), str(Path(cfg.data_root).expanduser().resolve()),
+            cfg.noise_type, json.dumps(cfg.noise_options, sort_keys=True),
+            float(cfg.noise_rate), int(cfg.noise_seed), holdout, float(cfg.val_fraction) if holdout else None,
+            int(cfg.clean_val_size), int(cfg.train_subset), int(cfg.test_subset), _device_key(device))
 
 
-def cached_noisy_data(cfg: dict, device: torch.device):
+def cached_noisy_data(cfg: DataConfig | dict, device: torch.device):
     """``load_noisy_data(cfg).to_device(device)``, shared by every caller of this process asking
     for the same data (same :func:`data_key`): the trials a worker runs one after another load
     and upload the dataset once. Only the device copy is kept (for CUDA the host tensors are
     freed after the upload), and only the :data:`DATA_CACHE_SIZE` latest datasets; an older one
     lives on only while a method still holds it. Callers must treat the tensors as read-only
     (no method writes into its data). Streamed datasets are never cached: each call loads afresh."""
+    cfg = DataConfig.of(cfg)
     key = data_key(cfg, device)
     if key is None:
         return load_noisy_data(cfg).to_device(device)

@@ -82,8 +82,9 @@ def read_human_labels(path: Path, keys: dict[str, str], clean_key: str, clean: t
     given_clean = labels(clean_key)
     if not torch.equal(given_clean, clean):
         bad = int(torch.nonzero(given_clean != clean)[0])
-        raise DataError(f"{path}: {clean_key} differs from the CIFAR training labels at {int((given_clean != clean).sum())} "
-                        f"images (the first: image {bad}, file {int(given_clean[bad])}, CIFAR {int(clean[bad])}): "
+        raise DataError(f"{path}: {clean_key} differs from the CIFAR training labels at "
+                        f"{int((given_clean != clean).sum())} images (the first: image {bad}, file "
+                        f"{int(given_clean[bad])}, CIFAR {int(clean[bad])}): "
                         f"not the label file of these CIFAR files, or not in torchvision's training order")
     return {name: labels(key) for name, key in keys.items()}
 

@@ -46,11 +46,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .augment import center_crop, random_crop_flip
 from .base import StreamedDataset
+from .data_config import DataConfig
 from .device import logits_accuracy
 from .noise import REAL_NOISE
+from .proxies import PROXIES
 from .splits import seeded_subset, stratified_holdout
 
 NUM_CLASSES = 14
@@ -63,13 +65,14 @@ KEY_FILES = ("noisy_train_key_list.txt", "clean_val_key_list.txt", "clean_test_k
 LIST_FILES = LABEL_FILES + KEY_FILES
 DECODE_SIZE = 256   #: side of the square uint8 images the workers produce
 CROP_SIZE = 224     #: side of the images the model sees
-PROXIES = ("noisy_val", "clean_val", "clean_intact")
-SPLITS = ("test", "noisy_val", "clean_val", "clean_intact")
+#: every evaluation split, in the order ``splits()`` gives them (the proxies: the registry's)
+SPLITS = ("test", *PROXIES)
 
 
 
-class Clothing1MError(ValueError):
-    """Clothing1M lists that exist but are inconsistent or malformed, or an unreadable image."""
+class Clothing1MError(DataError, ValueError):
+    """Clothing1M lists that exist but are inconsistent or malformed, or an unreadable image
+    (a :class:`~tune_lnl.errors.DataError`; also a ``ValueError``, as it was before: callers catch that)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,30 +276,30 @@ class Clothing1MData:
     #: batched on-device training augmentation (float 256 batch -> 224 crop)
     augment = staticmethod(clothing1m_augment)
 
-    def __init__(self, cfg: dict):
-        root = Path(cfg["data_root"]).expanduser().resolve()
+    def __init__(self, cfg: DataConfig):
+        root = Path(cfg.data_root).expanduser().resolve()
         self.folder = root / FOLDER
-        proxy = cfg.get("proxy", "clean_val")
-        if proxy not in PROXIES:
-            raise ValueError(f"unknown proxy {proxy!r} for Clothing1M; allowed: {', '.join(PROXIES)}")
+        proxy = cfg.proxy
+        if not isinstance(proxy, str) or proxy not in PROXIES:
+            raise ConfigError(f"unknown proxy {proxy!r} for Clothing1M; allowed: {', '.join(PROXIES)}")
         self.proxy = proxy
         lists = parse_clothing1m(self.folder)
-        seed = int(cfg.get("noise_seed", 0))
+        seed = int(cfg.noise_seed)
 
         train_keys, noisy, clean = lists.train_keys, lists.train_noisy, lists.train_clean
-        if cfg.get("train_subset"):
-            keep = seeded_subset(len(train_keys), int(cfg["train_subset"]), seed)
+        if cfg.train_subset:
+            keep = seeded_subset(len(train_keys), int(cfg.train_subset), seed)
             train_keys, noisy, clean = [train_keys[i] for i in keep.tolist()], noisy[keep], clean[keep]
         test_keys, test_y = lists.test_keys, lists.test_labels
-        if cfg.get("test_subset"):
-            keep = seeded_subset(len(test_keys), int(cfg["test_subset"]), seed + 1)
+        if cfg.test_subset:
+            keep = seeded_subset(len(test_keys), int(cfg.test_subset), seed + 1)
             test_keys, test_y = [test_keys[i] for i in keep.tolist()], test_y[keep]
         val_keys, val_y = lists.val_keys, lists.val_labels
-        if cfg.get("clean_val_subset"):
-            keep = seeded_subset(len(val_keys), int(cfg["clean_val_subset"]), seed + 2)
+        if cfg.clean_val_subset:
+            keep = seeded_subset(len(val_keys), int(cfg.clean_val_subset), seed + 2)
             val_keys, val_y = [val_keys[i] for i in keep.tolist()], val_y[keep]
         if proxy == "noisy_val":
-            tr, va = stratified_holdout(noisy, float(cfg["val_fraction"]), seed)
+            tr, va = stratified_holdout(noisy, float(cfg.val_fraction), seed)
         else:
             tr, va = torch.arange(len(train_keys)), torch.empty(0, dtype=torch.long)
 
@@ -318,10 +321,9 @@ class Clothing1MData:
             self.split_labels["clean_intact"] = self.train_clean[known]
         self._check_first_images()
 
-        nw = cfg.get("num_workers")
-        self.num_workers = default_num_workers() if nw is None or int(nw) < 0 else int(nw)
-        self.prefetch_factor = int(cfg.get("prefetch_factor") or 2)
-        self.eval_batch_size = int(cfg.get("eval_batch_size") or 256)
+        self.num_workers = default_num_workers() if int(cfg.num_workers) < 0 else int(cfg.num_workers)
+        self.prefetch_factor = int(cfg.prefetch_factor)
+        self.eval_batch_size = int(cfg.eval_batch_size)
         known = self.train_clean >= 0
         self.info = {
             "dataset": "clothing1m",
@@ -377,11 +379,11 @@ def check_clothing1m(root: str | os.PathLike) -> None:
                                 f"keys are paths relative to {folder}")
 
 
-def load_clothing1m(cfg: dict) -> Clothing1MData:
+def load_clothing1m(cfg: DataConfig | dict) -> Clothing1MData:
     """Clothing1M as a run config describes it (keys: data_root, proxy, val_fraction, noise_seed,
     train_subset, test_subset, num_workers, batch_size; optional: clean_val_subset,
     eval_batch_size, prefetch_factor)."""
-    return Clothing1MData(cfg)
+    return Clothing1MData(cfg if isinstance(cfg, DataConfig) else DataConfig.of({"dataset": "clothing1m", **cfg}))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -389,7 +391,8 @@ def load_clothing1m(cfg: dict) -> Clothing1MData:
 # ------------------------------------------------------------------------------------------------
 
 class Clothing1MDeviceData:
-    """The interface methods see (the same as the in-memory datasets'): labels on the device,
+    """The interface methods see (:class:`~tune_lnl.data.protocols.TrainingData`, as the
+    in-memory datasets' :class:`~tune_lnl.data.device.DeviceData`): labels on the device,
     images streamed by DataLoader workers, cropped and made float on the device.
 
     One DataLoader (one set of persistent workers) serves training and every evaluation split;
@@ -483,7 +486,7 @@ class Clothing1MDeviceData:
             return self.default_augment
         if value in (False, None, "none"):
             return None
-        raise ValueError(f"augment {value!r} is not available for Clothing1M; allowed: true (crop_flip), false (none)")
+        raise ConfigError(f"augment {value!r} is not available for Clothing1M; allowed: true (crop_flip), false (none)")
 
     def split_size(self, split: str) -> int:
         return int(self._split_rows[split].numel())
@@ -492,7 +495,7 @@ class Clothing1MDeviceData:
     def logits(self, model: nn.Module, split: str) -> torch.Tensor:
         """Float logits ``[n, C]`` over ``split`` in its order (eval mode; restores ``model.training``)."""
         if split not in self._split_rows:
-            raise ValueError(f"no split {split!r} in this Clothing1M run; available: {', '.join(self.splits())}")
+            raise ConfigError(f"no split {split!r} in this Clothing1M run; available: {', '.join(self.splits())}")
         rows = self._split_rows[split]
         bs = self.host.eval_batch_size
         plan = [rows[s:s + bs].tolist() for s in range(0, rows.numel(), bs)]
@@ -533,7 +536,7 @@ class Clothing1M(StreamedDataset):
     def check(self, root: Path) -> None:
         check_clothing1m(root)
 
-    def noisy_data(self, cfg: dict) -> Clothing1MData:
+    def noisy_data(self, cfg: DataConfig) -> Clothing1MData:
         return load_clothing1m(cfg)
 
     def augmentation(self):

@@ -2,15 +2,10 @@
 epoch is a permutation drawn from the run's own generator, a batch is an index slice, and
 images are turned into floats (and augmented, a few batches at a time) on the device.
 
-A method talks to its data only through this interface (:class:`DeviceData` here; a streamed
-dataset's device view, e.g. Clothing1M's in :mod:`tune_lnl.data.clothing1m`, offers the same):
-
-* ``num_classes``, ``image_shape``, ``in_memory``, ``n_train``, ``train_noisy`` / ``train_clean``
-  (device tensors; clean = -1 where unknown), ``info``, ``default_augment`` (the dataset's
-  batched augmentation), ``augmentation(value)`` (what a run config's ``augment`` means);
-* ``batches(batch_size, generator, augment)``: one epoch of ``(idx, x, noisy)``;
-* ``splits()``, ``labels(split)``, ``logits(model, split)`` and ``accuracy(model, split)`` for
-  ``test``, ``noisy_val``, ``clean_val``, ``clean_intact``.
+A method talks to its data only through the interface :class:`tune_lnl.data.protocols.TrainingData`
+declares; :class:`DeviceData` is its in-memory implementation (a streamed dataset's device view,
+e.g. Clothing1M's in :mod:`tune_lnl.data.clothing1m`, is another). Besides the interface it
+keeps ``device`` and ``default_augment`` (the dataset's batched augmentation).
 """
 from __future__ import annotations
 
@@ -19,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from .augment import Augmentation, resolve_augment
+from .proxies import PROXIES
 
 if TYPE_CHECKING:
     from .splits import NoisyData
@@ -29,6 +25,10 @@ CHUNK = 512
 
 
 class DeviceData:
+    """One run's in-memory data on the training device: a
+    :class:`~tune_lnl.data.protocols.TrainingData` (see there for what each member means).
+    Shared, read-only, by the methods of a process that load the same data
+    (:func:`tune_lnl.data.cache.cached_noisy_data`)."""
     in_memory = True
 
     def __init__(self, data: "NoisyData", device: torch.device):
@@ -90,8 +90,12 @@ class DeviceData:
         return resolve_augment(value, self.default_augment)
 
     def splits(self) -> tuple[str, ...]:
-        return (("test",) + (("clean_intact",) if self._clean_known else ()) + (("noisy_val",) if self.val_x.shape[0] else ())
-                + (("clean_val",) if self.cval_x.shape[0] else ()))
+        """``test``, then the proxies this run's data offers, in the registry's order: a noisy or
+        clean validation split when it holds images, ``clean_intact`` when every training
+        label's clean value is known."""
+        offered = {"noisy_val": self.val_x.shape[0] > 0, "clean_val": self.cval_x.shape[0] > 0,
+                   "clean_intact": self._clean_known}
+        return ("test", *(p for p in PROXIES if offered[p]))
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         return {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
@@ -107,6 +111,10 @@ class DeviceData:
 
     def accuracy(self, model: torch.nn.Module, split: str) -> float:
         return logits_accuracy(self.logits(model, split), self.labels(split))
+
+    def close(self) -> None:
+        """Nothing to release (the tensors are freed with the last reference; the object may be
+        shared by other methods of the process)."""
 
     @property
     def n_train(self) -> int:

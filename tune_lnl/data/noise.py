@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+
 #: class-conditional noise parametrised by a rate ``r`` (the dataset must allow it)
 RATE_TYPES = ("symmetric", "pairflip", "uniform", "asymmetric", "instance")
 #: the synthetic noise types: drawn on top of clean labels
@@ -51,15 +53,15 @@ def transition_matrix(kind: str, rate: float, num_classes: int, mapping: dict[in
     """Row-stochastic ``[C, C]`` float64 transition matrix of a rate-parametrised class-conditional
     family (``mapping``: the dataset's class mapping, for ``asymmetric``)."""
     if kind not in ("symmetric", "pairflip", "uniform", "asymmetric", "none"):
-        raise ValueError(f"unknown class-conditional noise type {kind!r}; allowed: symmetric, pairflip, uniform, "
-                         f"asymmetric, none")
+        raise ConfigError(f"unknown class-conditional noise type {kind!r}; allowed: symmetric, pairflip, uniform, "
+                          f"asymmetric, none")
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"noise rate must lie in [0, 1), got {rate!r}")
+        raise ConfigError(f"noise rate must lie in [0, 1), got {rate!r}")
     C = num_classes
     eye = torch.eye(C, dtype=torch.float64)
     if kind == "asymmetric":
         if mapping is None:
-            raise ValueError("asymmetric noise needs the dataset's class mapping (asymmetric_map)")
+            raise ConfigError("asymmetric noise needs the dataset's class mapping (asymmetric_map)")
         return asymmetric_matrix(mapping, rate, C)
     if kind == "none" or rate == 0.0:
         return eye
@@ -79,7 +81,7 @@ def asymmetric_matrix(mapping: dict[int, int], rate: float, num_classes: int) ->
     T = torch.eye(num_classes, dtype=torch.float64)
     for s, t in mapping.items():
         if not (0 <= s < num_classes and 0 <= t < num_classes) or s == t:
-            raise ValueError(f"asymmetric mapping {s} -> {t} is not a flip between two of {num_classes} classes")
+            raise ConfigError(f"asymmetric mapping {s} -> {t} is not a flip between two of {num_classes} classes")
         T[s, s] = 1.0 - rate
         T[s, t] = rate
     return T
@@ -149,7 +151,7 @@ def instance_transition(images: torch.Tensor, labels: torch.Tensor, num_classes:
     from scipy.stats import truncnorm
 
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"noise rate must lie in [0, 1), got {rate!r}")
+        raise ConfigError(f"noise rate must lie in [0, 1), got {rate!r}")
     n, C = images.shape[0], num_classes
     labels = labels.long().cpu()
     if rate == 0.0:

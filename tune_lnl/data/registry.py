@@ -15,7 +15,9 @@ import os
 
 from ..errors import ConfigError, DataError, shown
 from ..plugins import resolve
-from .base import MAX_CLASSES, Dataset, InMemoryDataset
+from .base import MAX_CLASSES, Dataset, InMemoryDataset, StreamedDataset
+from .data_config import DataConfig
+from .proxies import PROXIES
 
 #: the built-in datasets: name -> import path of their class
 BUILTIN = {
@@ -39,13 +41,19 @@ def dataset_class(spec: str, where: str = "dataset") -> type[Dataset]:
     if not inspect.isclass(cls) or not issubclass(cls, Dataset):
         raise ConfigError(f"{where}: {spec!r} is not a dataset: it must subclass tune_lnl.InMemoryDataset or "
                           f"tune_lnl.StreamedDataset (got {cls!r})")
-    if issubclass(cls, InMemoryDataset) and cls.load is InMemoryDataset.load:
-        raise ConfigError(f"{where}: {spec!r} subclasses tune_lnl.InMemoryDataset but does not implement "
-                          f"load(root) (returning tune_lnl.Arrays)")
-    if not issubclass(cls, InMemoryDataset) and cls.noisy_data is Dataset.noisy_data:
-        raise ConfigError(f"{where}: {spec!r} does not implement noisy_data(cfg) (or subclass "
-                          f"tune_lnl.InMemoryDataset and implement load(root))")
+    if inspect.isabstract(cls):
+        missing = sorted(cls.__abstractmethods__)
+        base = next(f"tune_lnl.{b.__name__}" for b in (InMemoryDataset, StreamedDataset, Dataset) if issubclass(cls, b))
+        raise ConfigError(f"{where}: {spec!r} subclasses {base} but does not implement "
+                          f"{', '.join(_SIGNATURES.get(m, f'{m}()') for m in missing)}")
     return cls
+
+
+#: how the abstract methods of a dataset class are called, for the error naming the missing ones
+_SIGNATURES = {
+    "load": "load(root) (returning tune_lnl.Arrays)",
+    "noisy_data": "noisy_data(cfg) (or subclass tune_lnl.InMemoryDataset and implement load(root))",
+}
 
 
 def options_key(options: dict | None) -> str:
@@ -89,19 +97,23 @@ def open_dataset(spec: str, options: dict | None = None, where: str = "dataset")
     if isinstance(C, bool) or not hasattr(C, "__index__") or not 2 <= C <= MAX_CLASSES:
         raise ConfigError(f"{where}: dataset {spec!r} declares num_classes {shown(ds.num_classes)}; it must lie in "
                           f"[2, {MAX_CLASSES}]")
+    if not isinstance(ds.default_proxy, str) or ds.default_proxy not in PROXIES:
+        raise ConfigError(f"{where}: dataset {spec!r} declares default_proxy {shown(ds.default_proxy)}; allowed: "
+                          f"{', '.join(PROXIES)}")
     _instances[key] = ds
     return ds
 
 
-def dataset_of(cfg: dict) -> Dataset:
+def dataset_of(cfg: DataConfig | dict) -> Dataset:
     """The dataset a run config names."""
-    return open_dataset(cfg["dataset"], cfg.get("dataset_options"))
+    cfg = DataConfig.of(cfg)
+    return open_dataset(cfg.dataset, cfg.dataset_options)
 
 
-def load_noisy_data(cfg: dict):
-    """The noisy data a run config describes (keys: dataset, dataset_options, data_root,
-    noise_type, noise_rate, noise_seed, proxy, val_fraction, clean_val_size, train_subset,
-    test_subset); an object with ``to_device(device)``."""
+def load_noisy_data(cfg: DataConfig | dict):
+    """The noisy data a run config describes (a :class:`~tune_lnl.data.data_config.DataConfig`,
+    or a flat run-config dict holding its keys); an object with ``to_device(device)``."""
+    cfg = DataConfig.of(cfg)
     return dataset_of(cfg).noisy_data(cfg)
 
 

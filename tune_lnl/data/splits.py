@@ -22,8 +22,19 @@ from typing import Callable
 import torch
 
 from ..errors import DataError
-from .noise import (HUMAN_NOISE, REAL_NOISE, corrupt_labels, draw_labels, empirical_transition, file_sha256,
-                    instance_transition, read_matrix, realised_rate, transition_matrix)
+from .data_config import DataConfig
+from .noise import (
+    HUMAN_NOISE,
+    REAL_NOISE,
+    corrupt_labels,
+    draw_labels,
+    empirical_transition,
+    file_sha256,
+    instance_transition,
+    read_matrix,
+    realised_rate,
+    transition_matrix,
+)
 
 
 @dataclass
@@ -121,11 +132,11 @@ def seeded_subset(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.sort(torch.randperm(n, generator=gen)[:size]).values
 
 
-def noisy_labels(arrays: Arrays, num_classes: int, cfg: dict, asymmetric_map: dict | None = None):
+def noisy_labels(arrays: Arrays, num_classes: int, cfg: DataConfig, asymmetric_map: dict | None = None):
     """``(noisy, clean, T)`` for the whole training set under the run config's noise (keys
     ``noise_type``, ``noise_rate``, ``noise_seed``, ``noise_options``); ``clean`` is -1 where
     unknown, ``T`` the transition matrix (see :class:`NoisyData`)."""
-    kind, opts, seed = cfg["noise_type"], cfg.get("noise_options") or {}, cfg["noise_seed"]
+    kind, opts, seed = cfg.noise_type, cfg.noise_options, cfg.noise_seed
     given = arrays.train_y.long()
     if kind == REAL_NOISE:
         clean = arrays.train_clean.long() if arrays.train_clean is not None else torch.full_like(given, -1)
@@ -133,11 +144,11 @@ def noisy_labels(arrays: Arrays, num_classes: int, cfg: dict, asymmetric_map: di
     if kind == HUMAN_NOISE:
         sets = arrays.label_sets or {}
         if opts.get("labels") not in sets:
-            raise DataError(f"dataset {cfg['dataset']} has no human label set {opts.get('labels')!r}; it has: "
+            raise DataError(f"dataset {cfg.dataset} has no human label set {opts.get('labels')!r}; it has: "
                             f"{', '.join(sets) or 'none'}")
         noisy = sets[opts["labels"]].long()
         return noisy, given, empirical_transition(given, noisy, num_classes)
-    rate = float(cfg["noise_rate"])
+    rate = float(cfg.noise_rate)
     if kind == "instance":  # one row per sample; T: the realised matrix
         noisy = draw_labels(instance_transition(arrays.train_x, given, num_classes, rate, seed), seed)
         return noisy, given, empirical_transition(given, noisy, num_classes)
@@ -165,55 +176,56 @@ def _matrix_rows(opts: dict):
     return rows
 
 
-def make_noisy_data(arrays: Arrays, num_classes: int, cfg: dict, augment: Callable | None = None,
+def make_noisy_data(arrays: Arrays, num_classes: int, cfg: DataConfig, augment: Callable | None = None,
                     asymmetric_map: dict | None = None) -> NoisyData:
     """The run config's noisy data (keys: noise_type, noise_rate, noise_seed, noise_options, proxy,
     val_fraction, clean_val_size, train_subset, test_subset) from a dataset's arrays
     (``asymmetric_map``: the dataset's class mapping of ``asymmetric`` noise)."""
+    cfg = DataConfig.of(cfg)
     train_x, given, test_x, test_y = arrays.train_x, arrays.train_y.long(), arrays.test_x, arrays.test_y.long()
     n_all = train_x.shape[0]
     noisy, clean, T = noisy_labels(arrays, num_classes, cfg, asymmetric_map)
     trusted = torch.zeros(n_all, dtype=torch.bool)
     if arrays.clean_val_index is not None:
         trusted[arrays.clean_val_index.long()] = True
-    if cfg.get("train_subset"):
-        keep = seeded_subset(n_all, int(cfg["train_subset"]), cfg["noise_seed"])
+    if cfg.train_subset:
+        keep = seeded_subset(n_all, int(cfg.train_subset), cfg.noise_seed)
         train_x, given, noisy, clean, trusted = train_x[keep], given[keep], noisy[keep], clean[keep], trusted[keep]
-    if cfg.get("test_subset"):
-        keep = seeded_subset(test_x.shape[0], int(cfg["test_subset"]), cfg["noise_seed"] + 1)
+    if cfg.test_subset:
+        keep = seeded_subset(test_x.shape[0], int(cfg.test_subset), cfg.noise_seed + 1)
         test_x, test_y = test_x[keep], test_y[keep]
     n = train_x.shape[0]
-    n_cval = int(cfg.get("clean_val_size") or 0)
+    n_cval = int(cfg.clean_val_size)
     if n_cval >= n:
-        raise DataError(f"dataset {cfg.get('dataset')}: clean_val_size {n_cval} leaves no training image (the "
+        raise DataError(f"dataset {cfg.dataset}: clean_val_size {n_cval} leaves no training image (the "
                         f"training set has {n})")
     if arrays.clean_val_index is not None:  # the dataset's own trusted subset, labels as given
         cv = torch.nonzero(trusted).squeeze(1)
         cval_y = given[cv]
     else:
-        cv = seeded_subset(n, n_cval, cfg["noise_seed"] + 2) if n_cval else torch.empty(0, dtype=torch.long)
+        cv = seeded_subset(n, n_cval, cfg.noise_seed + 2) if n_cval else torch.empty(0, dtype=torch.long)
         cval_y = clean[cv]
     rest = torch.ones(n, dtype=torch.bool)
     rest[cv] = False
     rest = torch.nonzero(rest).squeeze(1)
-    if cfg["proxy"] == "clean_intact":  # an analysis run over every training image: no noisy hold-out
+    if cfg.proxy == "clean_intact":  # an analysis run over every training image: no noisy hold-out
         tr, va = rest, torch.empty(0, dtype=torch.long)
     else:
-        tr, va = stratified_holdout(noisy[rest], float(cfg["val_fraction"]), cfg["noise_seed"])
+        tr, va = stratified_holdout(noisy[rest], float(cfg.val_fraction), cfg.noise_seed)
         tr, va = rest[tr], rest[va]
         if not va.numel() or not tr.numel():  # (split_problem passed on the totals; the classes decide)
-            raise DataError(f"dataset {cfg.get('dataset')}: {rest.numel()} training images cannot be split into a "
-                            f"{100 * float(cfg['val_fraction']):g}% noisy validation set and a training set: "
+            raise DataError(f"dataset {cfg.dataset}: {rest.numel()} training images cannot be split into a "
+                            f"{100 * float(cfg.val_fraction):g}% noisy validation set and a training set: "
                             f"stratified by class (round(val_fraction x the class's images) of each), "
                             f"{va.numel()} would be held out; give more images per class or change val_fraction")
-    intact = (seeded_subset(tr.numel(), CLEAN_INTACT_SAMPLE, cfg["noise_seed"] + 3)
-              if cfg["proxy"] != "clean_intact" and tr.numel() > 2 * CLEAN_INTACT_SAMPLE else None)
+    intact = (seeded_subset(tr.numel(), CLEAN_INTACT_SAMPLE, cfg.noise_seed + 3)
+              if cfg.proxy != "clean_intact" and tr.numel() > 2 * CLEAN_INTACT_SAMPLE else None)
     data = NoisyData(train_x[tr], noisy[tr], clean[tr], train_x[va], noisy[va], clean[va],
                      test_x, test_y, num_classes, T, augment=augment, cval_x=train_x[cv], cval_y=cval_y,
                      split_index={"train": tr, "noisy_val": va, "clean_val": cv}, intact_index=intact)
     known = clean >= 0
     data.info = {
-        "noise_type": cfg["noise_type"],
+        "noise_type": cfg.noise_type,
         "noise_rate_realised": realised_rate(clean, noisy) if bool(known.all()) else None,
         "noise_rate_realised_train": realised_rate(data.train_clean, data.train_noisy) if bool(known.all()) else None,
         "n_train": int(tr.numel()), "n_val": int(va.numel()), "n_clean_val": int(cv.numel()),

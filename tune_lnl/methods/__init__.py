@@ -4,12 +4,14 @@ spec into a class, and the thin Ray Tune adapter. One file per method lives in `
 
 Layer: imports :mod:`tune_lnl.data` and :mod:`tune_lnl.models` (below it), nothing above.
 """
-from .base import AMP_MODES, BACKBONE_DEFAULTS, OPTIM_DEFAULTS, SPEED_DEFAULTS, CheckpointMismatch, LossMeter, \
-    Method, make_optimizer, set_lr, step_lr
-from .registry import BUILTIN, METHOD_NAMES, defaults_of, method_class
+from . import hparams
+from .base import AMP_MODES, SPEED_DEFAULTS, CheckpointMismatch, LossMeter, Method, make_optimizer, set_lr, step_lr
+from .hparams import hp
+from .registry import BUILTIN, METHOD_NAMES, defaults_of, describe, method_class, rules_of
+from .run_config import RunConfig
 from .single_network import SingleNetwork
-from .two_networks import SMALL_LOSS_DEFAULTS, TwoNetworks
+from .two_networks import SmallLoss, SmallLossHyper, TwoNetworks
 
-__all__ = ["AMP_MODES", "BACKBONE_DEFAULTS", "OPTIM_DEFAULTS", "SPEED_DEFAULTS", "CheckpointMismatch", "LossMeter",
-           "Method", "make_optimizer", "set_lr", "step_lr", "BUILTIN", "METHOD_NAMES", "defaults_of", "method_class",
-           "SingleNetwork", "SMALL_LOSS_DEFAULTS", "TwoNetworks"]
+__all__ = ["hparams", "hp", "AMP_MODES", "SPEED_DEFAULTS", "CheckpointMismatch", "LossMeter", "Method",
+           "make_optimizer", "set_lr", "step_lr", "BUILTIN", "METHOD_NAMES", "defaults_of", "describe",
+           "method_class", "rules_of", "RunConfig", "SingleNetwork", "SmallLoss", "SmallLossHyper", "TwoNetworks"]

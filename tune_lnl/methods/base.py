@@ -16,35 +16,30 @@ is part of a checkpoint's :meth:`Method.identity`.
 """
 from __future__ import annotations
 
+import abc
 import contextlib
+import dataclasses
 import math
 import os
 import re
 import time
 import traceback
-from typing import Any
 
 import torch
 
-from ..data import NoisyData, cached_noisy_data, logits_accuracy
+from ..data import PROXIES, NoisyData, TrainingData, cached_noisy_data, logits_accuracy
 from ..errors import CheckpointError, ConfigError, disk_full_cause, shown
 from ..files import open_no_follow
+from . import hparams
 from .analytics import SelectionMeter, divergence, label_correction
 from .checkpoint import plain, read_checkpoint
-from ..models import MODELS
-from .constraints import NON_NEGATIVE, POSITIVE, RATE, OneOf, Range
+from .hparams import AMP_MODES
+from .run_config import RunConfig
 
-#: run-config keys every method accepts: the backbone's ImageNet weights (``resnet18``) and the
-#: decoding workers of streamed datasets (Clothing1M; -1: min(8, CPUs))
-BACKBONE_DEFAULTS = {"pretrained": False, "num_workers": -1}
-
-#: run-config keys every method accepts that change how, not what, it computes (all off by
-#: default; see README "Speed switches"): ``amp`` ``none`` | ``bf16`` (bf16 autocast around the
-#: training forward passes and evaluation), ``channels_last`` (NHWC models and 4-D batches),
-#: ``compile`` (``torch.compile`` of each model, in place). Not part of a checkpoint's identity.
-SPEED_DEFAULTS = {"amp": "none", "channels_last": False, "compile": False}
-#: the allowed values of ``amp``
-AMP_MODES = ("none", "bf16")
+#: hyperparameters every method has that change how, not what, it computes (all off by
+#: default; see README "Speed switches"; declared in :class:`tune_lnl.methods.hparams.Common`).
+#: Not part of a checkpoint's identity.
+SPEED_DEFAULTS = {k: hparams.defaults(hparams.Common)[k] for k in ("amp", "channels_last", "compile")}
 
 
 #: the training devices a space file's ``device``, ``--device`` and ``tune_lnl.train(device=)`` name
@@ -76,30 +71,27 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-#: optimizer keys of every method's run config (MLC and PENCIL have their own stage-wise lr)
-OPTIM_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "lr_schedule": "constant"}
+def make_optimizer(params, hp) -> torch.optim.Optimizer:
+    """The optimizer of the hyperparameters ``hp`` (a method's ``Hyper`` object): Adam, unless
+    they declare :class:`~tune_lnl.methods.hparams.Optimizer` with ``optimizer: sgd`` (SGD with
+    ``momentum`` and ``weight_decay``: the IMAE paper's CIFAR-10 setup, He et al.). Both fused:
+    one kernel for all tensors (on CPU about 2x faster steps)."""
+    opt = hp if isinstance(hp, hparams.Optimizer) else hparams.Optimizer()
+    if opt.optimizer == "adam":
+        return torch.optim.Adam(params, lr=hp.lr, weight_decay=float(opt.weight_decay), fused=True)
+    if opt.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=hp.lr, momentum=float(opt.momentum), weight_decay=float(opt.weight_decay),
+                               fused=True)
+    raise ConfigError(f"optimizer: unknown value {opt.optimizer!r}; allowed: adam, sgd")
 
 
-def make_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    """The run config's optimizer: ``adam`` (the MLC, Co-teaching, JoCoR papers), or ``sgd``
-    with ``momentum`` and ``weight_decay`` (the IMAE paper's CIFAR-10 setup, He et al.). Both
-    fused: one kernel for all tensors (on CPU about 2x faster steps)."""
-    kind = cfg.get("optimizer", "adam")
-    wd = float(cfg.get("weight_decay", 0.0))
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=wd, fused=True)
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=cfg["lr"], momentum=float(cfg.get("momentum", 0.9)),
-                               weight_decay=wd, fused=True)
-    raise ValueError(f"unknown optimizer {kind!r}; allowed: adam, sgd")
-
-
-def step_lr(epoch: int, cfg: dict) -> float:
-    """``lr_schedule: constant`` keeps ``lr``; ``step`` divides it by 10 at 50% and 75% of the
-    epochs (He et al.'s 32k and 48k of 64k iterations, the IMAE paper's CIFAR-10 schedule)."""
-    lr = float(cfg["lr"])
-    if cfg.get("lr_schedule", "constant") == "step":
-        e = int(cfg["epochs"])
+def step_lr(epoch: int, hp) -> float:
+    """``lr_schedule: constant`` (or none declared) keeps ``lr``; ``step`` divides it by 10 at
+    50% and 75% of the epochs (He et al.'s 32k and 48k of 64k iterations, the IMAE paper's
+    CIFAR-10 schedule)."""
+    lr = float(hp.lr)
+    if isinstance(hp, hparams.LrSchedule) and hp.lr_schedule == "step":
+        e = int(hp.epochs)
         lr /= 10 ** ((epoch >= e // 2) + (epoch >= (3 * e) // 4))
     return lr
 
@@ -116,9 +108,9 @@ def autocast_context(device: torch.device, amp: str = "none"):
         return contextlib.nullcontext()
     if amp == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"amp: bf16 needs a GPU with bfloat16 support; {device} has none (use amp: none)")
+            raise ConfigError(f"amp: bf16 needs a GPU with bfloat16 support; {device} has none (use amp: none)")
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"unknown amp {amp!r}; allowed: {', '.join(AMP_MODES)}")
+    raise ConfigError(f"amp: unknown value {amp!r}; allowed: {', '.join(AMP_MODES)}")
 
 
 def _channels_last_input(module: torch.nn.Module, args: tuple):
@@ -150,75 +142,93 @@ class CheckpointMismatch(CheckpointError):
     another run's (another :meth:`Method.identity`). A :class:`~tune_lnl.errors.CheckpointError`."""
 
 
-class Method:
+class Method(abc.ABC):
     """Subclass this (or :class:`~tune_lnl.methods.single_network.SingleNetwork`,
     :class:`~tune_lnl.methods.two_networks.TwoNetworks`) for a method of your own; see the
     README's "Write your own method". Declare:
 
-    * ``defaults``: every run-config key the method reads, with its default (the type of the
-      default is the type a space file must give);
-    * ``constraints``: ``{key: rule}`` for values that must lie in a range or a set
-      (:mod:`tune_lnl.methods.constraints`); merged with the bases' rules;
-    * optionally :meth:`check_config` for relations between keys.
+    * ``Hyper``: the method's hyperparameters, a frozen dataclass deriving from the base's
+      ``Hyper`` with one :func:`~tune_lnl.methods.hparams.hp` field each (default, rules,
+      meaning; see :mod:`tune_lnl.methods.hparams`); the method reads them as ``self.hp.<name>``;
+    * optionally :meth:`check_config` for relations between hyperparameters;
+    * the abstract methods: :meth:`build`, :meth:`train_epoch`, :meth:`eval_models`,
+      :meth:`method_state`, :meth:`load_method_state`.
+
+    A class of tune_lnl 0.1's form (``defaults = {key: default}`` and ``constraints = {key:
+    rule}``) still works: its ``Hyper`` is made from them (:func:`~tune_lnl.methods.hparams.from_legacy`).
     """
     name = "base"
-    #: keys every run config of this method must provide, with their defaults (required)
-    defaults: dict[str, Any] | None = None
-    #: rules on run-config values, checked when a space file is loaded (merged along the MRO)
-    constraints = {
-        "model": OneOf(tuple(MODELS)), "amp": OneOf(AMP_MODES), "optimizer": OneOf(("adam", "sgd")), "lr_schedule": OneOf(("constant", "step")),
-        "momentum": RATE, "weight_decay": NON_NEGATIVE, "lr": POSITIVE, "batch_size": POSITIVE, "epochs": POSITIVE,
-        "num_workers": Range(-1.0, message="must be >= 0 (or -1: min(8, CPUs))"),
-        "augment": OneOf((True, False, "none", "crop_flip", "perspective_jitter")),
-    }
+    #: the hyperparameters (see :mod:`tune_lnl.methods.hparams`): every method's
+    #: :class:`~tune_lnl.methods.hparams.Common`
+    Hyper = hparams.Common
+    defaults = hparams.defaults(hparams.Common)
     #: names of per-sample tensors (e.g. PENCIL's / MLC's label table ``ytilde``) that belong to
     #: the checkpoint besides :meth:`method_state`
     tables: tuple[str, ...] = ()
 
-    def __init__(self, config: dict, data: NoisyData | None = None):
-        self.cfg = dict(config)
-        self.device = pick_device(self.cfg.get("device", "auto"))
-        self.amp = str(self.cfg.get("amp", "none"))
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        legacy = vars(cls).get("defaults")
+        if isinstance(legacy, dict) and "Hyper" not in vars(cls):
+            cls.Hyper = hparams.from_legacy(cls.__name__, legacy, dict(vars(cls).get("constraints") or {}), cls.Hyper)
+        #: ``{key: default}`` of ``Hyper`` (read-only view, for plugins of tune_lnl 0.1's form); a
+        #: ``Hyper`` that is no dataclass is refused by name when the class is resolved (registry)
+        if dataclasses.is_dataclass(cls.Hyper):
+            cls.defaults = hparams.defaults(cls.Hyper)
+
+    def __init__(self, config: RunConfig | dict, data: NoisyData | None = None):
+        #: the typed run config (:class:`~tune_lnl.methods.run_config.RunConfig`)
+        self.run = RunConfig.of(config, self.Hyper, self.name)
+        #: this run's hyperparameters: an object of the class's ``Hyper``
+        self.hp = self.run.hp
+        #: the run config's serialised (flat dict) form, as checkpoints and result files hold it
+        self.cfg = self.run.flat()
+        self.device = pick_device(self.run.device)
+        self.amp = str(self.hp.amp)
         autocast_context(self.device, self.amp)  # refuse a bad amp before loading anything
-        self.channels_last = bool(self.cfg.get("channels_last", False))
+        self.channels_last = bool(self.hp.channels_last)
         # the in-memory datasets are shared by every method of this process with the same data
         # keys (read-only); Clothing1M is loaded afresh (its workers are stopped by close())
-        self.data = data.to_device(self.device) if data is not None else cached_noisy_data(self.cfg, self.device)
+        self.data: TrainingData = (data.to_device(self.device) if data is not None
+                                   else cached_noisy_data(self.run.data, self.device))
         #: batched on-device augmentation ``f(x, generator)`` (the dataset's own), None if off
-        self.augment = self.data.augmentation(self.cfg.get("augment", False))
-        self.gen = torch.Generator(device=self.device).manual_seed(int(self.cfg["seed"]))
+        self.augment = self.data.augmentation(self.hp.augment)
+        self.gen = torch.Generator(device=self.device).manual_seed(self.run.seed)
         self.epoch = 0
         self.history: list[dict] = []
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(int(self.cfg["seed"]))
+            torch.manual_seed(self.run.seed)
             self.build()
         self.prepare_models()
 
     @classmethod
-    def check_config(cls, cfg: dict) -> list[tuple[str, object]]:
-        """Relations between keys of a full run config this method needs, as ``(problem,
-        offending values)`` pairs (empty: fine). Called on every setting's paper config (and its
-        smoke version) when a space file is loaded; the error names the setting."""
+    def check_config(cls, hp) -> list[tuple[str, object]]:
+        """Relations between hyperparameters (``hp``: an object of ``cls.Hyper``) this method
+        needs, as ``(problem, offending values)`` pairs (empty: fine). Called on every setting's
+        paper config (and its smoke version) when a space file is loaded; the error names the
+        setting."""
         return []
 
     # -- to implement -------------------------------------------------------------------------
+    @abc.abstractmethod
     def build(self) -> None:
         """Create models, optimizers and per-sample state (global RNG seeded with ``seed``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def train_epoch(self) -> dict:
         """Train one epoch (``self.epoch`` is the 0-based index of it); return statistics."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def eval_models(self) -> dict[str, torch.nn.Module]:
         """Models to evaluate; the first one is *the* model whose accuracy is the proxy."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def method_state(self) -> dict:
-        raise NotImplementedError
+        """The method's own checkpoint state (models, optimizers, anything per run)."""
 
+    @abc.abstractmethod
     def load_method_state(self, state: dict) -> None:
-        raise NotImplementedError
+        """Restore :meth:`method_state`."""
 
     # -- shared -------------------------------------------------------------------------------
     def prepare_models(self) -> None:
@@ -228,7 +238,7 @@ class Method:
             if self.channels_last:
                 model.to(memory_format=torch.channels_last)
                 model.register_forward_pre_hook(_channels_last_input)
-            if self.cfg.get("compile", False):
+            if self.hp.compile:
                 model.compile()
 
     def autocast(self):
@@ -237,7 +247,7 @@ class Method:
 
     @property
     def epochs(self) -> int:
-        return int(self.cfg["epochs"])
+        return int(self.hp.epochs)
 
     @property
     def done(self) -> bool:
@@ -248,7 +258,7 @@ class Method:
         each batch of one epoch (a permutation from the run's generator, augmented on device)."""
         for model in self.eval_models().values():
             model.train()
-        batches = self.data.batches(int(self.cfg["batch_size"]), self.gen, self.augment)
+        batches = self.data.batches(int(self.hp.batch_size), self.gen, self.augment)
         if not self.channels_last:
             yield from batches
             return
@@ -260,15 +270,15 @@ class Method:
 
     def evaluate(self) -> dict:
         """Test accuracy (logged, never selects) and every proxy the data offers (all are logged,
-        the configured one selects): ``noisy_val``, ``clean_val`` and, for the in-memory datasets,
-        ``clean_intact`` (Clothing1M: a pass over its streamed training set, only when it is the
-        proxy). With two
+        the configured one selects; :data:`tune_lnl.data.proxies.PROXIES` says which are scored
+        when): ``noisy_val``, ``clean_val`` and, for the in-memory datasets, ``clean_intact``
+        (Clothing1M: a pass over its streamed training set, only when it is the proxy). With two
         networks also their divergence (:func:`tune_lnl.methods.analytics.divergence`, MLC Eq. 1) on each
         held-out split: ``divergence_test``, ``divergence_noisy_val``, ``divergence_clean_val``."""
         d = self.data
-        splits = [s for s in ("test", "noisy_val", "clean_val") if s in d.splits()]
-        if "clean_intact" in d.splits() and (self.cfg["proxy"] == "clean_intact" or d.in_memory):
-            splits.append("clean_intact")  # every proxy is logged; streamed data: only when selecting
+        offered, selecting = d.splits(), self.run.data.proxy
+        splits = [s for s in ("test", *PROXIES) if s in offered
+                  and (s == "test" or PROXIES[s].evaluated(d.in_memory, s == selecting))]
         models = self.eval_models()
         out: dict[str, float] = {}
         for split in splits:
@@ -277,7 +287,7 @@ class Method:
             for i, (tag, z) in enumerate(logits.items()):
                 suffix = "" if i == 0 else f"_{tag}"
                 out[f"{split}_acc{suffix}"] = logits_accuracy(z, labels)
-            if len(logits) == 2 and split != "clean_intact":
+            if len(logits) == 2 and (split == "test" or PROXIES[split].held_out):
                 out[f"divergence_{split}"] = divergence(*logits.values())
         return out
 
@@ -302,9 +312,9 @@ class Method:
         with self.autocast():
             evaluation = self.evaluate()
         metrics = {"epoch": self.epoch, **stats, **evaluation}
-        proxy = metrics[f"{self.cfg['proxy']}_acc"]
+        proxy = metrics[f"{self.run.data.proxy}_acc"]
         if math.isnan(proxy):
-            raise FloatingPointError(f"proxy {self.cfg['proxy']} is NaN at epoch {self.epoch}")
+            raise FloatingPointError(f"proxy {self.run.data.proxy} is NaN at epoch {self.epoch}")
         prev = self.history[-1] if self.history else None
         if prev is None or proxy > prev["proxy_best"]:  # first maximum wins ties: earliest epoch
             best, best_epoch = proxy, self.epoch
@@ -329,7 +339,7 @@ class Method:
             return None, {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                           "epoch": self.epoch + 1}
         # the seeds travel with every result: result.json alone says how to rerun the run
-        metrics.update(seed=int(self.cfg["seed"]), noise_seed=int(self.cfg["noise_seed"]))
+        metrics.update(seed=self.run.seed, noise_seed=int(self.run.data.noise_seed))
         return metrics, None
 
     def state_dict(self) -> dict:
@@ -338,7 +348,7 @@ class Method:
         strings; any other object raises ``TypeError``)."""
         return plain({
             "format": "tune_lnl.checkpoint/1",
-            "method": self.cfg.get("method", self.name),
+            "method": self.run.method or self.name,
             "identity": self.identity(),
             "config": dict(self.cfg),
             "epoch": self.epoch,
@@ -352,13 +362,20 @@ class Method:
 
     def identity(self) -> dict:
         """What a checkpoint must agree on to be loadable into this object."""
-        keys = ("method", "variant", "dataset", "noise_type", "noise_rate", "noise_seed", "proxy",
-                "val_fraction", "train_subset", "model")
-        out = {k: self.cfg.get(k) for k in keys}
-        if self.cfg.get("dataset_options"):  # (absent when empty: checkpoints of earlier versions still load)
-            out["dataset_options"] = dict(self.cfg["dataset_options"])
-        if self.cfg.get("noise_options"):  # (likewise)
-            out["noise_options"] = dict(self.cfg["noise_options"])
+        return self.identity_of(self.run)
+
+    @staticmethod
+    def identity_of(run: RunConfig) -> dict:
+        """:meth:`identity` of the run config ``run`` (the same dict, key for key, as earlier
+        versions wrote: their checkpoints still load)."""
+        d = run.data
+        out = {"method": run.method or None, "variant": getattr(run.hp, "variant", None), "dataset": d.dataset,
+               "noise_type": d.noise_type, "noise_rate": d.noise_rate, "noise_seed": d.noise_seed, "proxy": d.proxy,
+               "val_fraction": d.val_fraction, "train_subset": d.train_subset, "model": run.hp.model}
+        if d.dataset_options:  # (absent when empty: checkpoints of earlier versions still load)
+            out["dataset_options"] = dict(d.dataset_options)
+        if d.noise_options:  # (likewise)
+            out["noise_options"] = dict(d.noise_options)
         return out
 
     def load_state_dict(self, state: dict) -> None:

@@ -4,12 +4,13 @@ installed package registers under the entry-point group ``tune_lnl.methods``. Th
 written, is the method's identity everywhere (study names, folders, checkpoints, tables)."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 from ..errors import ConfigError
 from ..plugins import resolve
-from .base import BACKBONE_DEFAULTS, SPEED_DEFAULTS, Method
-from .single_network import SingleNetwork
+from . import hparams
+from .base import Method
 
 #: the built-in methods: name -> import path of their class (one file each in trainables/)
 BUILTIN = {
@@ -42,31 +43,39 @@ def method_class(spec: str, where: str = "method") -> type[Method]:
 
 
 def check_method_class(cls, spec: str, where: str) -> None:
-    """A usable method class: a subclass of :class:`tune_lnl.Method` that implements what its
-    base leaves open and declares ``defaults`` (a mapping of every run-config key to its default)."""
+    """A usable method class: a concrete subclass of :class:`tune_lnl.Method` (every abstract
+    method implemented) whose ``Hyper`` is a dataclass of declared hyperparameters."""
     if not inspect.isclass(cls):
         raise ConfigError(f"{where}: {spec!r} is not a class but {type(cls).__name__} {cls!r}")
     if not issubclass(cls, Method):
         raise ConfigError(f"{where}: {spec!r} ({cls.__module__}.{cls.__qualname__}) is not a method: it must subclass "
                           f"tune_lnl.Method, tune_lnl.SingleNetwork or tune_lnl.TwoNetworks")
-    defaults = getattr(cls, "defaults", None)
-    if not isinstance(defaults, dict) or not defaults:
-        raise ConfigError(f"{where}: {spec!r} declares no 'defaults': give the class a mapping of every run-config "
-                          f"key it reads to its default (e.g. defaults = {{'epochs': 50, 'lr': 1e-3, ...}}); got "
-                          f"{defaults!r}")
-    if "epochs" not in defaults or "batch_size" not in defaults:
-        raise ConfigError(f"{where}: {spec!r}: its 'defaults' must include 'epochs' and 'batch_size' "
-                          f"(got keys {', '.join(sorted(defaults))})")
-    if issubclass(cls, SingleNetwork) and cls.loss is SingleNetwork.loss and cls.train_epoch is SingleNetwork.train_epoch:
-        raise ConfigError(f"{where}: {spec!r} subclasses tune_lnl.SingleNetwork but does not implement "
-                          f"loss(logits, labels) (a per-sample loss [B])")
-    missing = [name for name in ("build", "train_epoch", "eval_models", "method_state", "load_method_state")
-               if getattr(cls, name) is getattr(Method, name)]
-    if missing:
-        raise ConfigError(f"{where}: {spec!r} does not implement {', '.join(missing)} (subclass tune_lnl.SingleNetwork "
-                          f"and implement loss(), or implement these on tune_lnl.Method)")
+    hyper = getattr(cls, "Hyper", None)
+    if not (inspect.isclass(hyper) and dataclasses.is_dataclass(hyper) and issubclass(hyper, hparams.Common)):
+        raise ConfigError(f"{where}: {spec!r}: its 'Hyper' must be a dataclass deriving from its base's Hyper "
+                          f"(at the root: tune_lnl.Common), got {hyper!r}")
+    loose = [k for k, v in vars(hyper).items() if isinstance(v, dataclasses.Field)]
+    if loose:  # hp() fields in a class the @dataclass decorator never processed: no hyperparameters
+        raise ConfigError(f"{where}: {spec!r}: its 'Hyper' is not decorated with @dataclass(frozen=True), so "
+                          f"{', '.join(loose)} {'is' if len(loose) == 1 else 'are'} not declared")
+    if inspect.isabstract(cls):
+        missing = sorted(cls.__abstractmethods__)
+        hint = ("implement loss(logits, labels) (a per-sample loss [B])" if missing == ["loss"] else
+                "subclass tune_lnl.SingleNetwork and implement loss(), or implement these on tune_lnl.Method")
+        raise ConfigError(f"{where}: {spec!r} does not implement {', '.join(missing)}: {hint}")
 
 
 def defaults_of(spec: str, where: str = "method") -> dict:
-    """Every key a run config of ``spec`` may set, with its default."""
-    return {**BACKBONE_DEFAULTS, **SPEED_DEFAULTS, **method_class(spec, where).defaults}
+    """Every hyperparameter ``spec`` declares, with its default (``{key: default}``)."""
+    return hparams.defaults(method_class(spec, where).Hyper)
+
+
+def rules_of(spec: str, where: str = "method") -> dict:
+    """The value rules of ``spec``'s hyperparameters (``{key: (Rule, ...)}``)."""
+    return hparams.rules(method_class(spec, where).Hyper)
+
+
+def describe(spec: str, where: str = "method") -> dict:
+    """``{key: {"default", "type", "meaning", "choices" | "low"/"high"}}`` of ``spec``'s
+    hyperparameters, in declaration order (``tune-lnl methods --json``)."""
+    return {k: d.describe() for k, d in hparams.declared(method_class(spec, where).Hyper).items()}

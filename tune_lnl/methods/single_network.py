@@ -3,31 +3,37 @@
 its loss."""
 from __future__ import annotations
 
+import abc
+from dataclasses import dataclass
+
 import torch
 
-from .base import OPTIM_DEFAULTS, LossMeter, Method, make_optimizer, set_lr, step_lr
 from ..models import build_model
+from . import hparams
+from .base import LossMeter, Method, make_optimizer, set_lr, step_lr
 
 
 class SingleNetwork(Method):
     """One network of the run config's ``model``, trained on the noisy labels with the loss
-    :meth:`loss` returns per sample: subclass it and implement ``loss`` (and extend
-    ``defaults`` / ``constraints`` with your own keys)."""
-    defaults = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
-                **OPTIM_DEFAULTS}
+    :meth:`loss` returns per sample: subclass it and implement ``loss`` (and extend ``Hyper``
+    with your own hyperparameters)."""
 
+    @dataclass(frozen=True)
+    class Hyper(hparams.LrSchedule, hparams.Optimizer, hparams.Common):
+        """The backbone, budget and speed switches, the optimizer (Adam or SGD) and its lr schedule."""
+
+    @abc.abstractmethod
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample loss ``[B]``."""
-        raise NotImplementedError
 
     def build(self) -> None:
         d = self.data
-        self.net = build_model(self.cfg["model"], d.num_classes, d.image_shape,
-                               pretrained=self.cfg.get("pretrained", False)).to(self.device)
-        self.opt = make_optimizer(self.net.parameters(), self.cfg)
+        self.net = build_model(self.hp.model, d.num_classes, d.image_shape,
+                               pretrained=self.hp.pretrained).to(self.device)
+        self.opt = make_optimizer(self.net.parameters(), self.hp)
 
     def train_epoch(self) -> dict:
-        lr = step_lr(self.epoch, self.cfg)
+        lr = step_lr(self.epoch, self.hp)
         set_lr(self.opt, lr)
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():

@@ -3,30 +3,41 @@ backbone, one optimizer each (see :func:`tune_lnl.methods.base.make_optimizer`),
 checkpoint state."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..models import build_model
-from .base import OPTIM_DEFAULTS, Method, make_optimizer, set_lr, step_lr
+from . import hparams
+from .base import Method, make_optimizer, set_lr, step_lr
 from .constraints import POSITIVE, RATE
+from .hparams import hp
 from .selection import forget_rate_at
 
 
-#: defaults shared by the small-loss methods (Co-teaching, Co-teaching+, JoCoR): the MNIST setup
-#: of the Co-teaching paper (MLP, Adam lr 1e-3, batch 128, 200 epochs, Tk = 10)
-SMALL_LOSS_DEFAULTS = {"model": "mlp", "augment": True, "epochs": 200, "batch_size": 128, "lr": 1e-3,
-                       "forget_rate": 0.2, "num_gradual": 10, **OPTIM_DEFAULTS}
+@dataclass(frozen=True)
+class SmallLoss:
+    """The small-loss selection's schedule (Co-teaching, Han et al. 2018): the forget rate ramps
+    linearly from 0 to ``forget_rate`` over the first ``num_gradual`` epochs (Tk = 10)."""
+    forget_rate: float = hp(0.2, "share of each batch dropped as likely noisy (after the ramp)", RATE)
+    num_gradual: int = hp(10, "epochs of the forget rate's linear ramp (Tk)", POSITIVE)
+
+
+@dataclass(frozen=True)
+class SmallLossHyper(SmallLoss, hparams.LrSchedule, hparams.Optimizer, hparams.Common):
+    """The small-loss methods' hyperparameters (Co-teaching, Co-teaching+, JoCoR): the MNIST setup
+    of the Co-teaching paper (MLP, Adam lr 1e-3, batch 128, 200 epochs, Tk = 10)."""
 
 
 class TwoNetworks(Method):
     """Networks A and B of the run config's ``model`` with an optimizer each; implement
     :meth:`train_epoch` (``self.train_batches()``, :meth:`update_both`, :meth:`begin_epoch`)."""
-    constraints = {"forget_rate": RATE, "num_gradual": POSITIVE}
+    Hyper = SmallLossHyper
 
     def build(self) -> None:
-        d, cfg = self.data, self.cfg
-        pretrained = cfg.get("pretrained", False)
-        self.net_a = build_model(cfg["model"], d.num_classes, d.image_shape, pretrained=pretrained).to(self.device)
-        self.net_b = build_model(cfg["model"], d.num_classes, d.image_shape, pretrained=pretrained).to(self.device)
-        self.opt_a = make_optimizer(self.net_a.parameters(), cfg)
-        self.opt_b = make_optimizer(self.net_b.parameters(), cfg)
+        d, hp_ = self.data, self.hp
+        self.net_a = build_model(hp_.model, d.num_classes, d.image_shape, pretrained=hp_.pretrained).to(self.device)
+        self.net_b = build_model(hp_.model, d.num_classes, d.image_shape, pretrained=hp_.pretrained).to(self.device)
+        self.opt_a = make_optimizer(self.net_a.parameters(), hp_)
+        self.opt_b = make_optimizer(self.net_b.parameters(), hp_)
 
     def set_lr(self, lr: float) -> None:
         set_lr(self.opt_a, lr)
@@ -35,8 +46,8 @@ class TwoNetworks(Method):
     def begin_epoch(self) -> tuple[float, float]:
         """Small-loss methods (Co-teaching, Co-teaching+, JoCoR): this epoch's forget rate (the
         Co-teaching ramp) and learning rate (``lr_schedule``), the latter applied to both."""
-        rate = forget_rate_at(self.epoch, self.cfg["forget_rate"], self.cfg["num_gradual"])
-        lr = step_lr(self.epoch, self.cfg)
+        rate = forget_rate_at(self.epoch, self.hp.forget_rate, self.hp.num_gradual)
+        lr = step_lr(self.epoch, self.hp)
         self.set_lr(lr)
         return rate, lr
 

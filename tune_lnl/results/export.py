@@ -8,10 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from .runs import atomic_write, mean_std  # noqa: I001
-
 from ..config import BEST_KIND
-
+from .runs import atomic_write, mean_std, portable_path  # noqa: I001
 
 #: how the configs of an experiment were chosen (best_configs.yaml's ``selected_by``)
 SELECTED_BY_PROXY = "proxy_best (max of the proxy over epochs; test accuracy never used)"
@@ -20,11 +18,12 @@ SELECTED_BY_PAPER = "none: the space file's paper values (--paper-only); the pro
 
 def write_best_configs(path: Path, exp, best: dict[str, dict[str, dict]], paper_only: bool = False) -> None:
     """``best``: method -> setting -> {"config": full run config, "proxy_best": float, ...}. The
-    experiment is named by its folder (``--name``), the space file's own name kept where it differs."""
+    experiment is named by its folder (``--name``), the space file's own name kept where it differs;
+    the space file's path is relative to its repository (:func:`~tune_lnl.results.runs.portable_path`)."""
     doc = {"kind": BEST_KIND, "experiment": path.parent.name,
            **({"space_name": exp.name} if exp.name != path.parent.name else {}), "dataset": exp.dataset,
            "dataset_options": exp.dataset_options, "proxy": exp.proxy,
-           "space_file": str(exp.path) if exp.path else None, "selected_by": SELECTED_BY_PAPER if paper_only else SELECTED_BY_PROXY,
+           "space_file": portable_path(exp.path), "selected_by": SELECTED_BY_PAPER if paper_only else SELECTED_BY_PROXY,
            "methods": best}
     atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
 
@@ -60,13 +59,14 @@ def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only
                     name: str | None = None) -> str:
     settings = list(dict.fromkeys(s for per in runs.values() for s in per))
     n_seeds = sorted({len(per_seed) for per in runs.values() for per_seed in per.values()})
-    last_k = exp.finals["last_k"]
+    last_k = exp.finals.last_k
     head = "| method | " + " | ".join(f"{s} best | {s} last" for s in settings) + " |"
     rule = "| --- |" + " --- | --- |" * len(settings)
     lines = [f"# Finals: {name or exp.name} ({exp.dataset}, proxy `{exp.proxy}`)", "",
              f"Test accuracy (%), mean ± std over {'/'.join(map(str, n_seeds))} seeds, each method with "
              + ("the space file's paper hyperparameters (--paper-only, no search)" if paper_only else
-                "its proxy-selected hyperparameters") + f". **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
+                "its proxy-selected hyperparameters")
+             + f". **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
              f"never the test set; **last**: mean of the last {last_k} epochs.", "", head, rule]
     for method, per in runs.items():
         cells = " | ".join(f"{_cell(per[s], 'best')} | {_cell(per[s], 'last')}" if s in per else "- | -"

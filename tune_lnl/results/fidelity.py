@@ -26,11 +26,12 @@ import math
 import sys
 from pathlib import Path
 
+from ..data.proxies import PROXIES
 from ..errors import TuneLNLError
 from .runs import atomic_write, first_best, read_manifest, runs_under
 
-#: the proxies a run can log, as ``<proxy>_acc`` per epoch
-PROXY_KEYS = ("noisy_val", "clean_val", "clean_intact")
+#: the proxies a run can log, as ``<proxy>_acc`` per epoch (the registry's, in its order)
+PROXY_KEYS = tuple(PROXIES)
 
 
 def _nan_if_bad(v) -> float:

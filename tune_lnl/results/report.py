@@ -26,9 +26,8 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import CorruptFileError, TuneLNLError
-from .runs import (atomic_write, first_best, link_refused, mean_std, open_study, read_manifest, runs_under,
-                   study_name)
+from ..errors import ConfigError, CorruptFileError, TuneLNLError
+from .runs import atomic_write, first_best, link_refused, mean_std, open_study, read_manifest, runs_under, study_name
 
 TOP_TRIALS = 5
 #: analytics keys drawn per setting (see tune_lnl.methods.analytics)
@@ -39,14 +38,14 @@ LABELS = (("label_acc_noisy", "originally noisy: corrected"), ("label_acc_clean"
 
 # -- reading the folder -----------------------------------------------------------------------
 
-class Experiment:
+class ExperimentFolder:
     """What the report needs from an experiment folder."""
 
     def __init__(self, folder: Path):
         self.dir = Path(folder).resolve()
         man = self.dir / "experiment.yaml"
         if not man.exists():
-            raise FileNotFoundError(f"{self.dir}: not an experiment folder (no experiment.yaml)")
+            raise ConfigError(f"{self.dir}: not an experiment folder (no experiment.yaml)")
         self.manifest = read_manifest(self.dir)  # (a damaged one: CorruptFileError)
         raw = self.manifest.get("space") or {}
         self.name = raw.get("name", self.dir.name)
@@ -59,7 +58,8 @@ class Experiment:
         self.settings = list(self.manifest.get("settings") or [])
         search = dict(raw.get("search") or {})
         if self.manifest.get("smoke"):
-            search.update({k: v for k, v in (raw.get("smoke") or {}).items() if k in ("grace_period", "reduction_factor")})
+            smoke = raw.get("smoke") or {}
+            search.update({k: v for k, v in smoke.items() if k in ("grace_period", "reduction_factor")})
         self.grace, self.rf = int(search.get("grace_period", 1)), int(search.get("reduction_factor", 3))
         self.paper_only = bool(self.manifest.get("paper_only"))
         self.finals_rows = self._finals_csv()
@@ -271,43 +271,54 @@ def fig_final_curves(per_method: dict[str, list[list[dict]]], title: str, path: 
 def fig_analytics(per_method: dict[str, list[list[dict]]], title: str, path: Path) -> Path | None:
     """Divergence (two-network methods), label correction (MLC, PENCIL), selection precision
     (small-loss methods): one panel each, for the methods that log them."""
-    def has(hs, key):
-        return any(key in h for hist in hs for h in hist)
-    panels = []
-    first_div = {m: next((k for k in DIVERGENCE if has(hs, k)), None) for m, hs in per_method.items()}
-    div = {m: k for m, k in first_div.items() if k is not None}
-    if div:
-        panels.append("div")
-    lab = [m for m, hs in per_method.items() if has(hs, "label_acc_noisy")]
-    if lab:
-        panels.append("lab")
-    prec = [m for m, hs in per_method.items() if has(hs, "select_precision")]
-    if prec:
-        panels.append("prec")
+    panels = _analytics_panels(per_method)
     if not panels:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     color = {m: f"C{i}" for i, m in enumerate(per_method)}
-    for ax, panel in zip(axes[0], panels):
-        if panel == "div":
-            for m, key in div.items():
-                ax.plot(*_mean_curve(per_method[m], key), label=f"{m} ({key.removeprefix('divergence_')})", color=color[m])
-            ax.set(title="divergence KL(p1||p2)+KL(p2||p1) (MLC Eq. 1)", xlabel="epoch", yscale="log")
-        elif panel == "lab":
-            styles = ("-", "--", ":")
-            for m in lab:
-                for (key, what), ls in zip(LABELS, styles):
-                    ax.plot(*_mean_curve(per_method[m], key), ls=ls, color=color[m], label=f"{m}: {what}")
-            ax.set(title="corrected label = clean label (%)", xlabel="epoch", ylim=(-2, 102))
-        else:
-            for m in prec:
-                ax.plot(*_mean_curve(per_method[m], "select_precision"), label=m, color=color[m])
-            ax.set(title="selected samples with a clean label (%)", xlabel="epoch")
+    for ax, (draw, logged) in zip(axes[0], panels):
+        draw(ax, per_method, logged, color)
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def _analytics_panels(per_method: dict[str, list[list[dict]]]) -> list[tuple]:
+    """The panels of :func:`fig_analytics` that have something to draw, in order: ``(drawer,
+    what the methods logged for it)``."""
+    def has(hs, key):
+        return any(key in h for hist in hs for h in hist)
+    first_div = {m: next((k for k in DIVERGENCE if has(hs, k)), None) for m, hs in per_method.items()}
+    logged = [(_divergence_panel, {m: k for m, k in first_div.items() if k is not None}),
+              (_labels_panel, [m for m, hs in per_method.items() if has(hs, "label_acc_noisy")]),
+              (_precision_panel, [m for m, hs in per_method.items() if has(hs, "select_precision")])]
+    return [(draw, which) for draw, which in logged if which]
+
+
+def _divergence_panel(ax, per_method, div: dict[str, str], color: dict[str, str]) -> None:
+    """The two networks' divergence (MLC Eq. 1), per method from its first logged held-out set."""
+    for m, key in div.items():
+        ax.plot(*_mean_curve(per_method[m], key), label=f"{m} ({key.removeprefix('divergence_')})", color=color[m])
+    ax.set(title="divergence KL(p1||p2)+KL(p2||p1) (MLC Eq. 1)", xlabel="epoch", yscale="log")
+
+
+def _labels_panel(ax, per_method, methods: list[str], color: dict[str, str]) -> None:
+    """Label correction: the corrected label equals the clean one, for the originally noisy,
+    the originally clean and all training samples."""
+    styles = ("-", "--", ":")
+    for m in methods:
+        for (key, what), ls in zip(LABELS, styles):
+            ax.plot(*_mean_curve(per_method[m], key), ls=ls, color=color[m], label=f"{m}: {what}")
+    ax.set(title="corrected label = clean label (%)", xlabel="epoch", ylim=(-2, 102))
+
+
+def _precision_panel(ax, per_method, methods: list[str], color: dict[str, str]) -> None:
+    """Precision of the small-loss selections (the share of selected samples with a clean label)."""
+    for m in methods:
+        ax.plot(*_mean_curve(per_method[m], "select_precision"), label=m, color=color[m])
+    ax.set(title="selected samples with a clean label (%)", xlabel="epoch")
 
 
 # -- the document -----------------------------------------------------------------------------
@@ -370,7 +381,7 @@ def _slug(*parts: str) -> str:
     return "_".join(p.replace("/", "-").replace(" ", "") for p in parts)
 
 
-def _finals_table(exp: Experiment, doc: Doc, setting: str) -> None:
+def _finals_table(exp: ExperimentFolder, doc: Doc, setting: str) -> None:
     rows = [r for r in exp.finals_rows if r["setting"] == setting]
     if not rows:
         return
@@ -406,10 +417,23 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False, fideli
     """Write the report of an experiment folder; returns the path of ``report.html``.
     ``fidelity``: the rows of :func:`tune_lnl.results.fidelity.write` when the caller has just computed
     them (the search), else they are computed here from the folder."""
-    exp = Experiment(Path(folder))
+    exp = ExperimentFolder(Path(folder))
     root = exp.dir / "report"
     figs = _fresh_figures(root)
     doc = Doc(root)
+    _header(exp, doc)
+    if fidelity is None:
+        from .fidelity import experiment_fidelity
+        fidelity = experiment_fidelity(exp.dir, exp.methods, exp.settings, exp.proxy)
+    for setting in exp.settings:
+        _setting_section(exp, doc, setting, [r for r in fidelity if r["setting"] == setting], figs, top)
+    _write(exp, doc, root, figs, quiet)
+    return root / "report.html"
+
+
+def _header(exp: ExperimentFolder, doc: Doc) -> None:
+    """The title and the paragraph saying what the experiment is (folder, dataset, proxy,
+    backend, status, budget) and how to read the finals table."""
     doc.h(1, f"Report: {exp.name}")
     doc.p(f"Folder {exp.dir}; dataset {exp.dataset}; proxy {exp.proxy} (the only thing that selects: trials, "
           f"configs and epochs; test accuracy is drawn, never used to choose); backend "
@@ -420,50 +444,75 @@ def build(folder: str | Path, top: int = TOP_TRIALS, quiet: bool = False, fideli
         doc.p("The finals table (finals.md): 'best' is the test accuracy at the epoch with the highest proxy, "
               f"'last' the mean of the last {exp.last_k} epochs; the oracle maximum is test-selected and shown "
               "only for comparison with papers that report it.")
-    if fidelity is None:
-        from .fidelity import experiment_fidelity
-        fidelity = experiment_fidelity(exp.dir, exp.methods, exp.settings, exp.proxy)
-    for setting in exp.settings:
-        doc.h(2, f"Setting {setting}")
-        _finals_table(exp, doc, setting)
-        _fidelity_table(doc, [r for r in fidelity if r["setting"] == setting])
-        per_method = {m: list(exp.final_runs(m, setting).values()) for m in exp.methods}
-        per_method = {m: hs for m, hs in per_method.items() if hs}
-        realised = sorted({round(h[0]["noise_rate_realised"], 4) for hs in per_method.values() for h in hs
-                           if h and h[0].get("noise_rate_realised") is not None})
-        if realised:  # one value unless methods ran on different subsets
-            doc.p(f"Realised noise rate (the share of training labels that differ from the clean ones, over the "
-                  f"training images the runs draw from -- the whole training set, or its train_subset -- as drawn "
-                  f"with the noise seed): {', '.join(f'{r:.4f}' for r in realised)}.")
-        if per_method:
-            doc.img(fig_box(per_method, exp.last_k, f"{setting}: finals", figs / f"{_slug('box', setting)}.png"),
-                    f"{setting}: finals, test accuracy over the last {exp.last_k} epochs of every seed (box plot)")
-            doc.img(fig_final_curves(per_method, f"{setting}: finals", figs / f"{_slug('finals', setting)}.png"),
-                    f"{setting}: finals, proxy and test accuracy per epoch (mean over seeds)")
-            analytics_from = "finals (mean over seeds)"
-        else:
-            doc.p("No final runs yet (search running or interrupted): the analytics below are those of each "
-                  "method's top trial by the proxy.")
-            per_method = {}
-            for m in exp.methods:
-                runs = exp.search_runs(m, setting)
-                if runs:
-                    per_method[m] = [runs[rank_trials(runs)[0]]]
-            analytics_from = "top trial by the proxy"
-        if per_method:
-            doc.img(fig_analytics(per_method, f"{setting}: analytics, {analytics_from}",
-                                  figs / f"{_slug('analytics', setting)}.png"),
-                    f"{setting}: divergence of the two networks on held-out images (MLC Eq. 1), label correction "
-                    f"(corrected = clean label, originally noisy / clean / all training samples), precision of "
-                    f"small-loss selections; {analytics_from}")
-        for m in exp.methods:
-            _search_section(exp, doc, m, setting, figs, top)
+
+
+def _setting_section(exp: ExperimentFolder, doc: Doc, setting: str, fidelity: list[dict], figs: Path, top: int) -> None:
+    """One noise setting: its finals and fidelity tables, the realised noise rate, the finals'
+    figures (or, before the finals, the top trials' analytics) and every method's search."""
+    doc.h(2, f"Setting {setting}")
+    _finals_table(exp, doc, setting)
+    _fidelity_table(doc, fidelity)
+    per_method = {m: list(exp.final_runs(m, setting).values()) for m in exp.methods}
+    per_method = {m: hs for m, hs in per_method.items() if hs}
+    _realised_noise(doc, per_method)
+    if per_method:
+        _finals_figures(exp, doc, setting, per_method, figs)
+        analytics_from = "finals (mean over seeds)"
+    else:
+        doc.p("No final runs yet (search running or interrupted): the analytics below are those of each "
+              "method's top trial by the proxy.")
+        per_method = _top_trials(exp, setting)
+        analytics_from = "top trial by the proxy"
+    if per_method:
+        doc.img(fig_analytics(per_method, f"{setting}: analytics, {analytics_from}",
+                              figs / f"{_slug('analytics', setting)}.png"),
+                f"{setting}: divergence of the two networks on held-out images (MLC Eq. 1), label correction "
+                f"(corrected = clean label, originally noisy / clean / all training samples), precision of "
+                f"small-loss selections; {analytics_from}")
+    for m in exp.methods:
+        _search_section(exp, doc, m, setting, figs, top)
+
+
+def _realised_noise(doc: Doc, per_method: dict[str, list[list[dict]]]) -> None:
+    """The realised noise rate(s) the final runs logged (one value unless methods ran on
+    different subsets); nothing when none logged it."""
+    realised = sorted({round(h[0]["noise_rate_realised"], 4) for hs in per_method.values() for h in hs
+                       if h and h[0].get("noise_rate_realised") is not None})
+    if realised:
+        doc.p(f"Realised noise rate (the share of training labels that differ from the clean ones, over the "
+              f"training images the runs draw from -- the whole training set, or its train_subset -- as drawn "
+              f"with the noise seed): {', '.join(f'{r:.4f}' for r in realised)}.")
+
+
+def _finals_figures(exp: ExperimentFolder, doc: Doc, setting: str, per_method: dict[str, list[list[dict]]],
+                    figs: Path) -> None:
+    """The finals of one setting as box plots (last ``last_k`` epochs of every seed) and as
+    proxy / test accuracy curves (mean over seeds)."""
+    doc.img(fig_box(per_method, exp.last_k, f"{setting}: finals", figs / f"{_slug('box', setting)}.png"),
+            f"{setting}: finals, test accuracy over the last {exp.last_k} epochs of every seed (box plot)")
+    doc.img(fig_final_curves(per_method, f"{setting}: finals", figs / f"{_slug('finals', setting)}.png"),
+            f"{setting}: finals, proxy and test accuracy per epoch (mean over seeds)")
+
+
+def _top_trials(exp: ExperimentFolder, setting: str) -> dict[str, list[list[dict]]]:
+    """Method -> ``[history of its top search trial by the proxy]`` (the methods with runs):
+    what the analytics show before the finals exist."""
+    per_method = {}
+    for m in exp.methods:
+        runs = exp.search_runs(m, setting)
+        if runs:
+            per_method[m] = [runs[rank_trials(runs)[0]]]
+    return per_method
+
+
+def _write(exp: ExperimentFolder, doc: Doc, root: Path, figs: Path, quiet: bool) -> None:
+    """``report.md`` and ``report.html`` written atomically (a link there is replaced, never
+    written through), and unless ``quiet`` one line saying where."""
     made = len(list(figs.glob("*.png")))
-    atomic_write(root / "report.md", doc.markdown())  # (replaces a link there, never writes through it)
+    atomic_write(root / "report.md", doc.markdown())
     atomic_write(root / "report.html", doc.html(f"Report: {exp.name}"))
     if not quiet:
         print(f"report: {root / 'report.html'} (and report.md; {made} figures in {figs})", flush=True)
-    return root / "report.html"
 
 
 def _fresh_figures(root: Path) -> Path:
@@ -481,7 +530,7 @@ def _fresh_figures(root: Path) -> Path:
     return figs
 
 
-def _search_section(exp: Experiment, doc: Doc, m: str, setting: str, figs: Path, top: int) -> None:
+def _search_section(exp: ExperimentFolder, doc: Doc, m: str, setting: str, figs: Path, top: int) -> None:
     """One method's search in one setting: its study's trials and best, the top trials' curves,
     the rungs, the hyperparameter importance and parallel coordinates (what exists of them)."""
     runs = exp.search_runs(m, setting)
@@ -491,35 +540,46 @@ def _search_section(exp: Experiment, doc: Doc, m: str, setting: str, figs: Path,
     doc.h(3, f"{m} / {setting}: search")
     states = run_states(runs, study) if study is not None else {}
     if study is not None:
-        counts = defaultdict(int)
-        for t in study.trials:
-            counts[t.state.name] += 1
-        try:
-            bt = study.best_trial
-            doc.p(f"{len(study.trials)} trials ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
-                  f"best by the proxy: trial {bt.number}, proxy_best {bt.value:.4f}, {bt.params}")
-        except ValueError:
-            doc.p(f"{len(study.trials)} trials, none complete yet")
+        _study_summary(doc, study)
     if runs:
         name = f"{m} / {setting}"
         doc.img(fig_top_curves(runs, top, name, figs / f"{_slug('top', m, setting)}.png"),
                 f"{name}: the top {min(top, len(runs))} trials by the proxy: proxy and test accuracy per epoch")
         doc.img(fig_rungs(runs, states, exp.grace, exp.rf, name, figs / f"{_slug('rungs', m, setting)}.png"),
                 f"{name}: every trial's proxy_best per epoch (grey: pruned, blue: complete) and the pruner's rungs")
-    if study is not None and not _drawable(study):
+    if study is not None:
+        _study_figures(doc, study, f"{m} / {setting}", figs, _slug(m, setting))
+
+
+def _study_summary(doc: Doc, study) -> None:
+    """How many trials the study holds per state, and its best trial by the proxy (if any)."""
+    counts = defaultdict(int)
+    for t in study.trials:
+        counts[t.state.name] += 1
+    try:
+        bt = study.best_trial
+        doc.p(f"{len(study.trials)} trials ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
+              f"best by the proxy: trial {bt.number}, proxy_best {bt.value:.4f}, {bt.params}")
+    except ValueError:
+        doc.p(f"{len(study.trials)} trials, none complete yet")
+
+
+def _study_figures(doc: Doc, study, name: str, figs: Path, slug: str) -> None:
+    """The study's hyperparameter importance and parallel coordinates, or why they are absent."""
+    if not _drawable(study):
         doc.p("No importance or parallel-coordinates view: they need two complete trials with "
               "parameters (pruned trials have no final value).")
-    if study is not None:
-        doc.img(fig_importance(study, f"{m} / {setting}", figs / f"{_slug('importance', m, setting)}.png"),
-                f"{m} / {setting}: hyperparameter importance for the proxy (Optuna, complete trials)")
-        doc.img(fig_parallel(study, f"{m} / {setting}", figs / f"{_slug('parallel', m, setting)}.png"),
-                f"{m} / {setting}: parallel coordinates of the complete trials (Optuna)")
+    doc.img(fig_importance(study, name, figs / f"importance_{slug}.png"),
+            f"{name}: hyperparameter importance for the proxy (Optuna, complete trials)")
+    doc.img(fig_parallel(study, name, figs / f"parallel_{slug}.png"),
+            f"{name}: parallel coordinates of the complete trials (Optuna)")
 
 
 def main(argv=None, prog: str = "python -m tune_lnl.report") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", help="experiment folder (<storage>/<name>)")
-    p.add_argument("--top", type=int, default=TOP_TRIALS, help=f"trials in the learning-curve figures (default {TOP_TRIALS})")
+    p.add_argument("--top", type=int, default=TOP_TRIALS,
+                   help=f"trials in the learning-curve figures (default {TOP_TRIALS})")
     args = p.parse_args(argv)
     try:
         build(args.experiment, top=args.top)

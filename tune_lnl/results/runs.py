@@ -5,10 +5,10 @@ fidelity, written by the search backends; nothing here imports Ray.
 Experiment folder ``<storage>/<name>/``::
 
     experiment.yaml             what was asked for (checked on --resume)
-    optuna.db | optuna.journal  one Optuna study per method and setting ("<method>/<setting>"):
-                                SQLite with --backend ray, a journal file with --backend optuna
-    search/<method>/<setting>/  the trials (one folder each: result.json per epoch, checkpoints)
-    finals/<method>/<setting>/  the final retrainings, one per seed
+    optuna.db | optuna.journal  one Optuna study per method and setting ("<method>/<setting>"),
+                                in the storage file its search backend names (SQLite or a journal)
+    search/<method>/<setting>/  the trials (one run folder each: tune_lnl.results.recorder)
+    finals/<method>/<setting>/  the final retrainings, one run folder per seed
     tensorboard/                one run per trial: tensorboard --logdir <storage>/<name>
     best_configs.yaml           each method's and setting's proxy-selected config (tune_lnl.train)
     finals.csv, finals.md       one row per method: best / last per setting (MLC paper Tables II/III)
@@ -32,12 +32,16 @@ from .journal import open_journal
 
 #: one JSON line per epoch of a run (a trial or a final seed)
 RESULTS = "result.json"
-#: the Optuna storage of --backend optuna (a JournalStorage file) and of --backend ray (SQLite)
+#: a run's run config (see :class:`tune_lnl.results.recorder.RunRecorder`)
+PARAMS = "params.json"
+#: the Optuna storages a search backend keeps its studies in (its ``storage_file``): a
+#: JournalStorage file (several processes share it) and an SQLite database
 JOURNAL = "optuna.journal"
 SQLITE = "optuna.db"
+STORAGE_FILES = (JOURNAL, SQLITE)
 #: what the search was asked for (``--resume`` compares it with the command)
 MANIFEST = "experiment.yaml"
-#: the end mark of a final run of --backend optuna (``{"state": ..., ...}``)
+#: the end mark of a run (``{"state": ..., ...}``; see :class:`~tune_lnl.results.recorder.RunRecorder`)
 OUTCOME = "outcome.json"
 #: what :func:`atomic_write` (and ``Method.save``) add to a file's name while writing it
 TMP = ".tmp"
@@ -142,21 +146,29 @@ def sqlite_url(exp_dir: Path) -> str:
     return f"sqlite:///{Path(exp_dir) / SQLITE}"
 
 
-def study_storage(exp_dir: Path):
-    """The experiment's Optuna storage, whichever backend wrote it (``optuna.journal``: --backend
-    optuna, a cut-off last record repaired; ``optuna.db``: --backend ray, as a URL), or None
-    when there is none. A damaged one: :class:`~tune_lnl.errors.CorruptFileError`."""
+def open_storage(exp_dir: Path, file: str):
+    """The Optuna storage ``file`` (one of :data:`STORAGE_FILES`) of an experiment folder:
+    ``optuna.journal`` as a JournalStorage (a cut-off last record repaired), ``optuna.db`` as its
+    SQLite URL (checked to be a database). A damaged one: :class:`~tune_lnl.errors.CorruptFileError`."""
     exp_dir = Path(exp_dir)
-    if (exp_dir / JOURNAL).exists():
+    if file == JOURNAL:
         return journal_storage(exp_dir)
+    if file != SQLITE:
+        raise ValueError(f"unknown Optuna storage file {file!r}; known: {', '.join(STORAGE_FILES)}")
     db = exp_dir / SQLITE
-    if not db.exists():
-        return None
     with open(db, "rb") as f:
         if f.read(16) != b"SQLite format 3\x00":  # (an empty file too: SQLite would start a new database)
-            raise CorruptFileError(db, "expected an SQLite database (Optuna's storage of --backend ray)",
-                                   STORAGE_RECOVER)
+            raise CorruptFileError(db, "expected an SQLite database (an Optuna storage)", STORAGE_RECOVER)
     return sqlite_url(exp_dir)
+
+
+def study_storage(exp_dir: Path):
+    """The experiment's Optuna storage, whichever backend wrote it (the first of
+    :data:`STORAGE_FILES` the folder holds, :func:`open_storage`), or None when there is none."""
+    for file in STORAGE_FILES:
+        if (Path(exp_dir) / file).exists():
+            return open_storage(exp_dir, file)
+    return None
 
 
 def open_study(exp_dir, key: str, storage=None):
@@ -182,7 +194,7 @@ def open_study(exp_dir, key: str, storage=None):
     except Exception as exc:  # noqa: BLE001 -- SQLite: "file is not a database", "malformed" (SQLAlchemy's)
         if not isinstance(storage, str) or isinstance(exc, OSError):
             raise
-        raise CorruptFileError(path, f"expected an SQLite database (Optuna's storage of --backend ray) "
+        raise CorruptFileError(path, f"expected an SQLite database (an Optuna storage) "
                                f"({type(exc).__name__}: {str(exc).splitlines()[0]})", STORAGE_RECOVER) from None
     trials = study.get_trials(deepcopy=False) if study is not None else []
     if numbers and max(numbers) >= len(trials):
@@ -259,3 +271,52 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     m = sum(values) / len(values)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
     return m, sd
+
+
+# -- paths as a committed experiment records them --------------------------------------------
+
+def repository_root(path) -> Path:
+    """The root of the git repository holding ``path`` (the nearest folder above it with a
+    ``.git``), else the current directory: what :func:`portable_path` records paths relative to."""
+    for folder in Path(path).resolve().parents:
+        if (folder / ".git").exists():
+            return folder
+    return Path.cwd().resolve()
+
+
+def portable_path(path, root=None) -> str | None:
+    """``path`` as ``experiment.yaml`` records it: relative (``/``-separated) to ``root``
+    (default: :func:`repository_root` of ``path``) when it lies inside it, else as given; a
+    relative path and ``None`` stay as they are. So a committed experiment names no folder of
+    the machine that ran it (``search_spaces/mlc_mnist.yaml``, not ``/home/me/repo/...``)."""
+    if path is None or not Path(path).is_absolute():
+        return None if path is None else str(path)
+    root = Path(root if root is not None else repository_root(path)).resolve()
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:  # outside the repository: only the absolute path says where it was
+        return str(path)
+
+
+def portable_manifest(doc: dict, space_path) -> dict:
+    """``experiment.yaml``'s content (``doc``) with the paths of the machine it holds -- the
+    space file's (``space_file``) and a noise matrix file's (``noise_options.<setting>.path``)
+    -- made :func:`portable_path` relative to the space file's repository (no space file: the
+    current directory). The space's own text is kept as written."""
+    root = repository_root(space_path) if space_path else Path.cwd().resolve()
+    out = dict(doc)
+    if "space_file" in doc:
+        out["space_file"] = portable_path(doc["space_file"], root)
+    if isinstance(doc.get("noise_options"), dict):
+        out["noise_options"] = {s: dict(o, path=portable_path(o["path"], root)) if isinstance(o, dict) and "path" in o
+                                else o for s, o in doc["noise_options"].items()}
+    return out
+
+
+def resume_identity(doc: dict, space_path) -> dict:
+    """What ``--resume`` compares of an ``experiment.yaml`` (``doc``) with the command's: all
+    but ``space_file`` (the space's content decides, not where its file lies: another checkout,
+    another machine), its paths made portable as :func:`portable_manifest` does, so that a
+    record holding absolute paths (written before paths were recorded relative) and one holding
+    relative paths of the same files compare equal."""
+    return {k: v for k, v in portable_manifest(doc, space_path).items() if k != "space_file"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import json
 import os
 import socket
@@ -23,42 +22,38 @@ from pathlib import Path
 import yaml
 
 from ..config import DICT_LABEL, check_folder_name, load_experiment
-from ..methods.base import device_problem
 from ..data import check_data, resolve_data_root
-from ..errors import (ConfigError, SearchError, TuneLNLError, argument_error, disk_full, disk_full_message, shown,
-                      whole_number)
+from ..errors import (
+    ConfigError,
+    SearchError,
+    TuneLNLError,
+    argument_error,
+    disk_full,
+    disk_full_message,
+    shown,
+    whole_number,
+)
+from ..methods.base import device_problem
 from ..plugins import worker_python_path
 from ..results.export import write_best_configs, write_finals
 from ..results.result import Result
-from ..results.runs import (atomic_write, check_studies, open_no_follow, read_manifest, remove_temporaries,
-                            summarize_run)
+from ..results.runs import (
+    atomic_write,
+    check_studies,
+    open_no_follow,
+    portable_manifest,
+    read_manifest,
+    remove_temporaries,
+    resume_identity,
+    summarize_run,
+)
 from ..results.storage import is_uri, join, local_copy, pull, push, remote_exists
+from .backend import BUILTIN, Plan, SearchBackend, backend_class, backend_names, choose_backend
+from .backend import resolve_backend as resolve_backend  # (re-exported: tune_lnl.search.resolve_backend)
 from .studies import MAX_WORKERS, Job, finish_search, searched_best
 
-BACKENDS = ("auto", "ray", "optuna")
 #: what ``--resume`` reads of ``experiment.yaml`` (and compares with the command)
 RESUMED = ("space", "methods", "settings", "num_samples", "final_seeds")
-
-
-def resolve_backend(name: str, address=None) -> str:
-    """``auto``: Ray when it is installed, else the Optuna backend."""
-    if name not in BACKENDS:
-        raise ConfigError(f"--backend: unknown value {shown(name)}; allowed: {', '.join(BACKENDS)}")
-    if name == "optuna":
-        has_ray = False  # not looked for
-    else:
-        try:  # finding ray.tune imports the ray package: a broken install counts as none
-            has_ray = importlib.util.find_spec("ray") is not None and importlib.util.find_spec("ray.tune") is not None
-        except ImportError:
-            has_ray = False
-    if name == "auto":
-        return "ray" if has_ray else "optuna"
-    if name == "ray" and not has_ray:
-        raise ConfigError("--backend ray: Ray Tune is not installed here; use --backend optuna (Optuna alone, same "
-                          "outputs) or pip install 'ray[tune]'")
-    if name == "optuna" and address:
-        raise ConfigError("--address joins a Ray cluster: it needs --backend ray")
-    return name
 
 
 def lock_experiment(exp_dir: Path):
@@ -89,8 +84,8 @@ def check_device(exp) -> None:
         problem = device_problem(space.device)
         if problem:
             raise ConfigError(f"{exp.path or DICT_LABEL}: device: {space.device!r} but {problem}")
-    if not torch.cuda.is_available() and exp.first.search["gpus_per_trial"] > 0:
-        print(f"note: no GPU here: search.gpus_per_trial {exp.first.search['gpus_per_trial']} is not requested; "
+    if not torch.cuda.is_available() and exp.first.search.gpus_per_trial > 0:
+        print(f"note: no GPU here: search.gpus_per_trial {exp.first.search.gpus_per_trial} is not requested; "
               f"trials run on the CPU", flush=True)
 
 
@@ -130,12 +125,13 @@ def checked_arguments(args: dict) -> tuple:
     if not isinstance(args["storage_path"], (str, os.PathLike)):
         raise argument_error("storage_path", "a folder's path or URI", args["storage_path"])
     if not isinstance(args["backend"], str):
-        raise argument_error("backend", f"one of {', '.join(BACKENDS)}", args["backend"])
+        raise argument_error("backend", f"one of {', '.join(backend_names())}", args["backend"])
     return tuple(out[key] for key in ("num_samples", "seeds", "workers", "methods", "settings"))
 
 
 def manifest(exp, smoke, backend, paper_only, methods, settings, num_samples, seeds) -> dict:
-    """What ``experiment.yaml`` records: what was asked for (``--resume`` must ask the same)."""
+    """What ``experiment.yaml`` records: what was asked for (``--resume`` must ask the same), its
+    paths relative to the space file's repository (:func:`~tune_lnl.results.runs.portable_manifest`)."""
     out = {"space_file": str(exp.path) if exp.path else None, "space": exp.raw, "smoke": bool(smoke),
            "methods": methods, "settings": settings, "num_samples": num_samples, "final_seeds": seeds,
            "backend": backend}
@@ -144,25 +140,13 @@ def manifest(exp, smoke, backend, paper_only, methods, settings, num_samples, se
     noise_options = {s: v.noise_options for s, v in exp.first.settings.items() if v.noise_options}
     if noise_options:  # (likewise) a matrix file's hash: --resume after editing it is refused
         out["noise_options"] = noise_options
-    return out
+    return portable_manifest(out, exp.path)
 
 
-def _start_backend(backend: str, address, python_path: str):
-    """The backend module, Ray started when it is the Ray one (its workers get ``python_path``)."""
-    if backend == "ray":
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        import ray
-        from . import ray_backend as module
-        if address:  # the cluster's workers get the same Python path (the folders must exist on every node)
-            ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": python_path}})
-        else:
-            # "local": a new Ray of our own, never a cluster some earlier `ray start` left on this machine
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        return module
-    from . import optuna_backend as module
-    return module
+def _start_backend(backend: SearchBackend, python_path: str) -> SearchBackend:
+    """``backend``, opened (a cluster started or joined...; its workers get ``python_path``)."""
+    backend.open(python_path)
+    return backend
 
 
 def run_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
@@ -184,15 +168,12 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
         raise ConfigError(f"--seeds must lie in [1, 100], got {n_seeds}")
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"--workers must lie in [1, {MAX_WORKERS}], got {workers}")
-    backend = resolve_backend(backend, address)
-    if workers is not None and backend != "optuna":
-        raise ConfigError("--workers sets the worker processes of --backend optuna; with Ray use "
-                          "search.cpus_per_trial / gpus_per_trial")
+    backend, backend_cls, options = choose_backend(backend, address=address, workers=workers)
     data_root = resolve_data_root(data_root)
     check_data(exp.dataset, data_root, exp.dataset_options)  # before any trial, naming the folder to fill
     if not address:
         check_device(exp)
-    remote = _remote(storage_path, name, backend, resume)  # a URI: runs there, a working copy here
+    remote = _remote(storage_path, name, backend, backend_cls, resume)  # a URI: runs there, a working copy here
     exp_dir = local_copy(storage_path, name) if remote else Path(storage_path).expanduser().resolve() / name
     wanted = manifest(exp, smoke, backend, paper_only, methods, settings, n_trials, n_seeds)
     man_path = exp_dir / "experiment.yaml"
@@ -209,8 +190,8 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
     try:
         if resume:
             # the space's content decides, not where its file lies (another checkout, another machine)
-            held = {k: v for k, v in read_manifest(exp_dir, RESUMED).items() if k != "space_file"}
-            if held != {k: v for k, v in json.loads(json.dumps(wanted)).items() if k != "space_file"}:
+            held = resume_identity(read_manifest(exp_dir, RESUMED), exp.path)
+            if held != resume_identity(json.loads(json.dumps(wanted)), exp.path):
                 raise ConfigError(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, "
                                   f"budget or --smoke differ)")
         elif man_path.exists():
@@ -221,20 +202,16 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
             push(exp_dir, remote, only=["experiment.yaml"])
         # the folders the user's plugin modules came from: on PYTHONPATH for every worker process
         with worker_python_path() as python_path:
-            module = _start_backend(backend, address, python_path)
+            runner = _start_backend(backend_cls(backend, exp_dir, remote=remote, **options), python_path)
             try:
-                options = ({"workers": workers} if backend == "optuna" else  # Ray: the cluster's workers
-                           {"runtime_env": {"env_vars": {"PYTHONPATH": python_path}} if address else None,
-                            "remote": remote})
-                _run(exp, module, backend, exp_dir, data_root, methods, settings, n_trials, n_seeds, resume,
-                     options, paper_only, exp.first.search["studies_at_once"] and not one_study_at_a_time)
+                plan = Plan(data_root, n_trials, list(range(1, n_seeds + 1)), resume,
+                            exp.first.search.studies_at_once and not one_study_at_a_time)
+                _run(exp, runner, methods, settings, plan, paper_only)
                 if remote:  # the remote folder alone is the whole experiment
                     push(exp_dir, remote, only=_ours(exp_dir))
                     print(f"uploaded to {remote}", flush=True)
             finally:
-                if backend == "ray":
-                    import ray
-                    ray.shutdown()
+                runner.close()
     except Exception as exc:  # a write failed for lack of space: one message (nothing finished is lost)
         if disk_full(exc):  # (before experiment.yaml exists, the same command without --resume)
             raise SearchError(disk_full_message(exc, exp_dir, resume=man_path.exists())) from None
@@ -262,15 +239,16 @@ def experiment_name(exp, name, smoke: bool) -> str:
     return check_folder_name(exp.name + ("-smoke" if smoke else ""), f"{exp.path or DICT_LABEL}: {given}")
 
 
-def _remote(storage_path, name: str, backend: str, resume: bool) -> str | None:
+def _remote(storage_path, name: str, backend: str, backend_cls: type[SearchBackend], resume: bool) -> str | None:
     """``<uri>/<name>`` when ``--storage-path`` is a URI (checked here; ``--resume`` first
     downloads it into the working copy), else None."""
     if not is_uri(storage_path):
         return None
-    if backend != "ray":
-        raise ConfigError(f"--storage-path {storage_path}: a URI is where Ray Tune stores runs (--backend ray); "
-                          f"the Optuna backend's workers share a journal file and locks: give it a path that "
-                          f"every worker mounts")
+    if not backend_cls.remote_storage:
+        able = [n for n in BUILTIN if backend_class(n).remote_storage]
+        raise ConfigError(f"--storage-path {storage_path}: --backend {backend} keeps the experiment in a folder its "
+                          f"workers share (files and locks), not at a URI (that is --backend {', '.join(able)}): give "
+                          f"it a path that every worker mounts")
     remote = join(storage_path, name)
     try:
         held = remote_exists(join(remote, "experiment.yaml"))
@@ -303,21 +281,23 @@ def _as_search_error():
         raise SearchError(str(exc)) from exc
 
 
-def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_samples, n_seeds, resume, options,
-         paper_only, at_once) -> None:
-    print(f"experiment: {exp_dir}\nbackend: {backend_name}; methods: {', '.join(methods)}; settings: "
+def _run(exp, backend: SearchBackend, methods, settings, plan: Plan, paper_only: bool) -> None:
+    """The searches and finals of ``methods`` x ``settings`` on ``backend``, then the exports,
+    the fidelity table and the report."""
+    exp_dir, data_root, num_samples, n_seeds = backend.exp_dir, plan.data_root, plan.num_samples, len(plan.seeds)
+    print(f"experiment: {exp_dir}\nbackend: {backend.name}; methods: {', '.join(methods)}; settings: "
           f"{', '.join(settings)}; "
           + ("no search (--paper-only: the paper's values)" if paper_only else f"{num_samples} trials each")
           + f"; {n_seeds} final seeds; proxy {exp.proxy}; data {data_root}", flush=True)
     jobs = [Job(exp.methods[m], s) for m in methods for s in settings]
-    if resume:  # a storage that lost records (cut short, emptied) is named, never "no trial completed"
+    if plan.resume:  # a storage that lost records (cut short, emptied) is named, never "no trial completed"
         check_studies(exp_dir, [job.key for job in jobs])
     for job in jobs:
         if paper_only:
             job.best = {"config": job.space.paper_config(job.setting, str(data_root)), "proxy_best": None,
                         "selected_by": "the file's paper values (--paper-only: no search)"}
         elif (exp_dir / "search" / job.method / job.setting / ".done").exists():  # never rerun
-            job.best = searched_best(job, backend.load_study(exp_dir, job.key), data_root)
+            job.best = searched_best(job, backend.load_study(job.key), data_root)
 
     def write_best():  # the searches ended so far (all of them at the end)
         best: dict[str, dict] = {}
@@ -327,25 +307,24 @@ def _run(exp, backend, backend_name, exp_dir, data_root, methods, settings, num_
         write_best_configs(exp_dir / "best_configs.yaml", exp, best, paper_only=paper_only)
 
     def on_search_done(job, study, wall_s):
-        job.best = finish_search(job, study, exp_dir, data_root, num_samples, wall_s, backend_name, resume)
+        job.best = finish_search(job, study, exp_dir, data_root, num_samples, wall_s, backend.name, plan.resume)
         write_best()
-        if options.get("remote"):  # what a search can resume from elsewhere, as soon as it exists
-            push(exp_dir, options["remote"], only=_ours(exp_dir))
+        if backend.remote:  # what a search can resume from elsewhere, as soon as it exists
+            push(exp_dir, backend.remote, only=_ours(exp_dir))
 
     if any(job.best is not None for job in jobs):
         write_best()
     with _as_search_error():
-        done = backend.run_jobs(jobs, exp_dir, data_root, num_samples, list(range(1, n_seeds + 1)), resume,
-                                on_search_done, at_once=at_once, **options)
+        done = backend.run_jobs(jobs, plan, on_search_done)
     write_best()
     runs: dict[str, dict] = {method: {} for method in methods}
     for job in jobs:
-        runs[job.method][job.setting] = {seed: summarize_run(h, exp.finals["last_k"])
+        runs[job.method][job.setting] = {seed: summarize_run(h, exp.finals.last_k)
                                          for seed, h in done[(job.method, job.setting)].items()}
     table = write_finals(exp_dir, exp, runs, paper_only=paper_only)
     print("\n" + table)
     print(f"outputs in {exp_dir}: best_configs.yaml, finals.csv, finals.md"
-          + ("" if paper_only else f", {'optuna.db' if backend_name == 'ray' else 'optuna.journal'}")
+          + ("" if paper_only else f", {backend.storage_file}")
           + f"\nTensorBoard: tensorboard --logdir {exp_dir}", flush=True)
     try:  # fidelity and figures are views of the outputs above: a failure here loses nothing
         from ..results.fidelity import write as write_fidelity

@@ -2,9 +2,9 @@
 
 * One Optuna study per method and setting (``<method>/<setting>``) in ``<experiment>/optuna.journal``
   (a :class:`~optuna.storages.JournalStorage` file that several processes share safely).
-* The driver starts ONE pool of ``workers`` processes (``python -m tune_lnl.search.optuna_worker``,
-  never importing the caller's ``__main__``) for the whole experiment and
-  hands each free worker a task (:func:`run_jobs`): a waiting final run first, else a trial of
+* The driver starts ONE pool of ``workers`` processes (:class:`WorkerPool`; each ``python -m
+  tune_lnl.search.optuna_worker``, never importing the caller's ``__main__``) for the whole
+  experiment and hands each free worker a task (:func:`run_jobs`): a waiting final run first, else a trial of
   the open study with the fewest trials running (below its cap), so every study runs at once and
   a setting's finals start when its search ends (or, one study at a time, the old order). For a
   trial the worker claims one of that study (TPE with ``constant_liar``, the paper's values
@@ -16,9 +16,11 @@
   a new worker continues it from its last checkpoint (at most
   :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times, then FAIL). A search that was interrupted
   as a whole releases every RUNNING trial on ``--resume`` the same way (without counting a retry).
-* Each run (trial or final seed) lives in its own folder: ``result.json`` (one JSON line per
-  epoch, like Ray's), ``checkpoint.pt`` (written atomically after every epoch), and for finals
-  ``outcome.json``; its TensorBoard run goes to ``tensorboard/{search,finals}/<method>/<setting>/``.
+* Each run (trial or final seed) lives in its own folder, written by
+  :class:`~tune_lnl.results.recorder.RunRecorder` as every backend writes it: ``params.json``,
+  ``result.json`` (one JSON line per epoch, like Ray's), ``checkpoint.pt`` (written atomically
+  after every epoch), and for finals ``outcome.json``; its TensorBoard run goes to
+  ``tensorboard/{search,finals}/<method>/<setting>/``.
 * A method failure (divergence, an exception) is deterministic: the trial is told FAIL and
   recorded in ``failures.jsonl``; it is not retried.
 * A worker whose driver is gone (killed alone, not with its process group) exits after its
@@ -30,7 +32,6 @@ No Ray import anywhere here: this is how machines without Ray run searches.
 from __future__ import annotations
 
 import fcntl
-import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -43,18 +44,32 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import optuna
 from optuna.trial import TrialState
 
 from ..config import PRUNERS, SpaceConfig
 from ..errors import CheckpointError, SearchError, disk_full, disk_full_message
-from ..results.runs import JOURNAL, OUTCOME, RESULTS, atomic_write, journal_storage, read_history, read_outcome
-from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, Job, distributions, log_failure, rungs, run_dirs,
-                      setting_seed, slots, study_cap, study_name)
+from ..results.recorder import CHECKPOINT, WORKER, RunRecorder  # noqa: F401 -- (CHECKPOINT: the tests')
+from ..results.runs import JOURNAL, OUTCOME, journal_storage, read_history  # noqa: F401 -- (OUTCOME: likewise)
+from .backend import Finals, OnSearchDone, Plan, SearchBackend
+from .studies import (
+    FAILURES,
+    MAX_WORKER_RETRIES,
+    METRIC,
+    Job,
+    distributions,
+    log_failure,
+    run_dirs,
+    rungs,
+    setting_seed,
+    slots,
+    study_cap,
+    study_name,
+)
 
 STORAGE_FILE = JOURNAL
-CHECKPOINT = "checkpoint.pt"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 RELEASED = 0  # owner of a RUNNING trial that no live worker holds (to be continued)
 #: workers that die in a row before they are ready stop the search (with the last one's error)
@@ -82,7 +97,7 @@ def load_study(exp_dir: Path, key: str):
 
 
 def make_pruner(space: SpaceConfig, epochs: int):
-    kind = space.search.get("pruner", "successive_halving")
+    kind = space.search.pruner
     grace, rf = rungs(space, epochs)
     if kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=grace, reduction_factor=rf,
@@ -97,7 +112,7 @@ def workers_for(space: SpaceConfig, requested: int | None = None) -> tuple[int, 
     GPU also at most ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU)."""
     import torch
     gpus = torch.cuda.device_count() if space.device != "cpu" and torch.cuda.is_available() else 0
-    cpt, n = slots(os.cpu_count() or 1, gpus, space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    cpt, n = slots(os.cpu_count() or 1, gpus, space.search.cpus_per_trial, space.search.gpus_per_trial)
     if requested:
         n = int(requested)
     return n, max(1, int(cpt))
@@ -114,10 +129,6 @@ def _locked(path: Path):
 
 
 # -- one run (a trial or a final seed), resumable ---------------------------------------------
-
-def _write_history(run_dir: Path, history: list[dict]) -> None:
-    atomic_write(run_dir / RESULTS, "".join(json.dumps(h, default=float) + "\n" for h in history))
-
 
 #: in a worker process: the pid of the driver that started it (None in any other process)
 _DRIVER_PID: int | None = None
@@ -151,7 +162,7 @@ def _failed(run_dir: Path, error: str, epoch: int) -> tuple[str, str, int]:
     return "failed", error, epoch
 
 
-def _build(cfg: dict, run_dir: Path):
+def _build(cfg: dict, run: RunRecorder):
     """``(method, None)`` continued from ``checkpoint.pt`` when there is one, or ``(None,
     failure)``: the method's own build raised (a plugin's ``build()``, an impossible model
     size), or the checkpoint cannot be loaded (:class:`~tune_lnl.errors.CheckpointError`: not
@@ -160,26 +171,26 @@ def _build(cfg: dict, run_dir: Path):
     try:
         method = method_class(cfg["method"])(cfg)
     except Exception as exc:  # noqa: BLE001 -- the run's failure, with its message
-        return None, _failed(run_dir, f"{type(exc).__name__}: {exc}", 1)
-    ckpt = run_dir / CHECKPOINT
+        return None, _failed(run.dir, f"{type(exc).__name__}: {exc}", 1)
     try:
-        if ckpt.exists():
-            method.load(ckpt)
+        if run.checkpoint.exists():
+            method.load(run.checkpoint)
     except CheckpointError as exc:
         method.close()
-        return None, _failed(run_dir, str(exc), 1)
+        return None, _failed(run.dir, str(exc), 1)
     return method, None
 
 
 def _train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch) -> tuple[str, str | None, int | None]:
     from ..results.tensorboard import RunWriter
-    method, failure = _build(cfg, run_dir)
+    run = RunRecorder(run_dir)
+    method, failure = _build(cfg, run)
     if failure is not None:
         return failure
     writer = None
-    ckpt = run_dir / CHECKPOINT
     try:
-        _write_history(run_dir, method.history)  # drops epochs after the checkpoint (redone now)
+        run.start(method.history)  # drops epochs after the checkpoint (redone now)
+        run.params(cfg)
         writer = RunWriter(tb_dir, cfg)
         if method.history and on_epoch is not None and not on_epoch(method.history[-1]):
             return "pruned", None, method.epoch  # killed between the pruner's verdict and the tell
@@ -191,9 +202,8 @@ def _train_run(cfg: dict, run_dir: Path, tb_dir: Path, on_epoch) -> tuple[str, s
                 return "failed", failure["error"], failure["epoch"]
             # like Ray's result lines: the worker, when the epoch ended, the run config (how to rerun it)
             metrics.update(pid=os.getpid(), end_time=time.time(), config=cfg)
-            method.save(ckpt)
-            with open(run_dir / RESULTS, "a") as f:
-                f.write(json.dumps(metrics, default=float) + "\n")
+            method.save(run.checkpoint)
+            run.epoch(metrics)
             writer.add(metrics)
             _exit_if_orphaned()
             if on_epoch is not None and not on_epoch(metrics):
@@ -236,10 +246,10 @@ def _release(study, pids: set[int] | None, exp_dir: Path, key: str, run_root: Pa
         retries = int(t.user_attrs.get("retries", 0)) + int(count_retry)
         trial = optuna.trial.Trial(study, t._trial_id)
         if retries > MAX_WORKER_RETRIES:
+            run_dir = run_root / f"trial_{t.number:04d}"
             study.tell(t.number, state=TrialState.FAIL)
             log_failure(exp_dir / FAILURES, key, t.number, "worker (retries exhausted)",
-                        f"its worker process died {retries} times", len(read_history(run_root / f"trial_{t.number:04d}")),
-                        t.params, run_root / f"trial_{t.number:04d}")
+                        f"its worker process died {retries} times", len(read_history(run_dir)), t.params, run_dir)
             continue
         trial.set_user_attr("retries", retries)
         trial.set_user_attr("owner", RELEASED)
@@ -266,8 +276,8 @@ def _open_study(space: SpaceConfig, setting: str, exp_dir: Path, slot: int):
     key = study_name(space.method, setting)
     started = sum(t.state != TrialState.WAITING
                   for t in optuna.load_study(study_name=key, storage=storage(exp_dir)).get_trials(deepcopy=False))
-    seed = (setting_seed(space.search["seed"], key) + slot + 7919 * started) % 2**31
-    epochs = int(space.base_config(setting, "")["epochs"])
+    seed = (setting_seed(space.search.seed, key) + slot + 7919 * started) % 2**31
+    epochs = space.epochs(setting)
     return optuna.load_study(study_name=key, storage=storage(exp_dir),
                              sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=True),
                              pruner=make_pruner(space, epochs))
@@ -309,15 +319,11 @@ def _run_trial(task: dict, slot: int, conn, studies: dict) -> None:
     conn.send(("done", state))
 
 
-def _write_outcome(run_dir: Path, outcome: dict) -> None:
-    atomic_write(run_dir / OUTCOME, json.dumps(outcome))
-
-
 def _run_final(task: dict, slot: int, conn, studies: dict) -> None:
     """One final seed to its last epoch (no pruning); its ``outcome.json`` marks it done."""
     cfg, run_dir, label = task["config"], Path(task["run_dir"]), task["label"]
     state, error, epoch = train_run(cfg, run_dir, Path(task["tb_dir"]))
-    _write_outcome(run_dir, {"state": state, "error": error, "epoch": epoch})
+    RunRecorder(run_dir).finish(state, error, epoch)
     if state == "failed":
         log_failure(Path(task["failures"]), label, f"seed {cfg['seed']}", "method", error, epoch, cfg, run_dir)
     print(f"[{label}] seed {cfg['seed']}: {state} after {epoch} epochs", flush=True)
@@ -469,15 +475,8 @@ class _Worker:
 
 def _ended(run: dict, resume: bool = False) -> bool:
     """Has this final run ended (``outcome.json``)? With ``resume``, a run whose worker kept
-    dying (killed, out of memory: not the method's fault) is given another chance from its
-    checkpoint: its outcome is removed (like Ray's ``resume_errored``)."""
-    f = Path(run["run_dir"]) / OUTCOME
-    if not f.exists():
-        return False
-    if resume and read_outcome(f.parent).get("kind") == "worker":
-        f.unlink()
-        return False
-    return True
+    dying is given another chance from its checkpoint (:meth:`RunRecorder.ended`)."""
+    return RunRecorder(run["run_dir"]).ended(resume)
 
 
 def _final_runs(job: Job, exp_dir: Path, seeds: list[int]) -> list[dict]:
@@ -504,53 +503,104 @@ def _start_search(job: Job, exp_dir: Path) -> object:
     return study
 
 
-def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, seeds: list[int],
-             resume: bool, on_search_done, at_once: bool = True,
-             workers: int | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
-    """Run every job's search (those whose ``best`` is not known yet) and then its final seeds,
-    on ONE pool of ``workers`` processes; ``on_search_done(job, study, wall_s)`` sets the job's
-    ``best`` when its search ends. ``at_once``: a free worker takes a final run if one is
-    waiting (the longest work first), else a trial of the open study with the fewest trials
-    running, below its cap (:func:`~tune_lnl.search.studies.study_cap`); a setting's finals are
-    queued the moment its search ends. Otherwise the old order: one study at a time, then all
-    finals. A trial whose worker dies is released and continued from its checkpoint by another
-    worker; a final run is restarted from its checkpoint (at most
-    :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times each). Returns (method, setting) ->
-    seed -> metric history of the final runs that completed."""
-    exp_dir = Path(exp_dir)
-    n, threads = workers_for(jobs[0].space, workers)
-    pending_searches = [j for j in jobs if j.best is None]
-    searches = [_Search(j, _start_search(j, exp_dir), i) for i, j in enumerate(pending_searches)]
-    known = [r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)]
-    todo = [r for r in known if not _ended(r, resume)]  # (each outcome read once: _ended may remove it)
-    already = len(known) - len(todo)
-    finals = todo if at_once else []  # one at a time: the finals wait for every search
-    n_final_total = len(seeds) * len(jobs)
-    deaths: dict[str, int] = {}
-    print(f"{len(searches)} searches" + (f" ({num_samples} trials each)" if searches else "")
-          + f", {len(jobs)} x {len(seeds)} final runs ({already} already done); {n} worker processes "
-          f"({threads} thread(s) each); "
-          + ("every study at once" if at_once else "one study at a time, then the finals"), flush=True)
-    errors: list[str] = []  # a study that cannot produce a result does not stop the others
-    pool: dict[int, _Worker] = {}
-    restarts, budget = 0, n * (MAX_WORKER_RETRIES + 1) * max(1, len(jobs))
-    startup_deaths = 0  # in a row: workers that died before they were ready
+class WorkerPool:
+    """ONE pool of worker processes for a whole experiment, and what it runs (see
+    :func:`run_jobs`): it spawns the workers, hands each free one a task (a waiting final run
+    first, else a trial of the open study with the fewest trials running, below its cap),
+    collects their messages, and handles their deaths (a trial released for another worker, a
+    final run restarted from its checkpoint, at most :data:`MAX_WORKER_RETRIES` times; workers
+    dying before they are ready, :data:`MAX_STARTUP_DEATHS` in a row, stop the search)."""
 
-    def spawn(slot):
-        p = _WorkerProcess(slot, threads)
-        pool[slot] = _Worker(p, p.conn, slot)
+    def __init__(self, jobs: list[Job], exp_dir: Path, plan: Plan, on_search_done, workers: int | None = None):
+        self.jobs, self.exp_dir, self.plan, self.on_search_done = jobs, Path(exp_dir), plan, on_search_done
+        self.n, self.threads = workers_for(jobs[0].space, workers)
+        self.searches = [_Search(j, _start_search(j, self.exp_dir), i)
+                         for i, j in enumerate(j for j in jobs if j.best is None)]
+        known = [r for j in jobs if j.best is not None for r in self._final_runs(j)]
+        self.todo = [r for r in known if not _ended(r, plan.resume)]  # (each read once: _ended may remove it)
+        self.already = len(known) - len(self.todo)
+        self.finals = self.todo if plan.at_once else []  # one at a time: the finals wait for every search
+        self.finals_released = plan.at_once
+        self.errors: list[str] = []  # a study that cannot produce a result does not stop the others
+        self.pool: dict[int, _Worker] = {}
+        self.deaths: dict[str, int] = {}  # final run folder -> how often its worker died
+        self.restarts, self.budget = 0, self.n * (MAX_WORKER_RETRIES + 1) * max(1, len(jobs))
+        self.startup_deaths = 0  # in a row: workers that died before they were ready
 
-    def open_searches():
-        left = [x for x in searches if not x.ended]
-        return left if at_once else left[:1]
+    def _final_runs(self, job: Job) -> list[dict]:
+        return _final_runs(job, self.exp_dir, self.plan.seeds)
 
-    def next_task(w: _Worker):
-        if finals:
-            return finals.pop(0), None
-        open_ = open_searches()
+    # -- the whole run ---------------------------------------------------------------------------
+    def run(self) -> dict[tuple[str, str], dict[int, list[dict]]]:
+        """Every search and final run to its end; returns what :func:`run_jobs` returns."""
+        num_samples, seeds = self.plan.num_samples, self.plan.seeds
+        print(f"{len(self.searches)} searches" + (f" ({num_samples} trials each)" if self.searches else "")
+              + f", {len(self.jobs)} x {len(seeds)} final runs ({self.already} already done); {self.n} worker "
+              f"processes ({self.threads} thread(s) each); "
+              + ("every study at once" if self.plan.at_once else "one study at a time, then the finals"), flush=True)
+        last = time.monotonic()
+        for slot in range(self.n if self.searches or self.todo else 0):  # (none when everything had ended)
+            self._spawn(slot)
+        try:
+            while True:
+                self._end_searches()
+                self._hand_out()
+                if not any(w.task is not None for w in self.pool.values()):
+                    if all(x.ended for x in self.searches) and not self.finals:
+                        break
+                    if not self.pool:
+                        raise SearchError(f"{self.exp_dir}: stopped with work left: worker processes kept dying; "
+                                          f"see {self.exp_dir / FAILURES} and the run folders")
+                self._collect()
+                if time.monotonic() - last >= 30.0:
+                    last = time.monotonic()
+                    self._print_status()
+        finally:
+            self._stop()
+        out = self._finals_done()
+        if self.errors:
+            raise SearchError("; ".join(self.errors))
+        return out
+
+    # -- spawn -----------------------------------------------------------------------------------
+    def _spawn(self, slot: int) -> None:
+        p = _WorkerProcess(slot, self.threads)
+        self.pool[slot] = _Worker(p, p.conn, slot)
+
+    def _stop(self) -> None:
+        """Idle workers stop at once (their pipe closes); busy ones are stopped."""
+        for w in self.pool.values():
+            w.conn.close()
+        for w in self.pool.values():
+            w.proc.join(timeout=10 if w.task is None else 0)
+            if w.proc.is_alive():
+                w.proc.terminate()
+            w.proc.join()
+
+    # -- hand out --------------------------------------------------------------------------------
+    def _open_searches(self) -> list[_Search]:
+        left = [x for x in self.searches if not x.ended]
+        return left if self.plan.at_once else left[:1]
+
+    def _hand_out(self) -> None:
+        """Each free worker gets a task, until there is none."""
+        for w in list(self.pool.values()):
+            if w.task is None:
+                w.task, w.search = self._next_task(w)
+                if w.task is None:
+                    break
+                try:
+                    w.conn.send(w.task)
+                except OSError:  # it died meanwhile: its sentinel says so, and _died requeues
+                    pass
+
+    def _next_task(self, w: _Worker) -> tuple[dict | None, _Search | None]:
+        if self.finals:
+            return self.finals.pop(0), None
+        num_samples, open_ = self.plan.num_samples, self._open_searches()
         # the per-study cap, from the searches open now (a study left alone may fill the machine)
-        cap = study_cap(open_[0].job.space.search["max_concurrent_per_study"], num_samples, n, len(open_)) \
-            if at_once and open_ else n
+        cap = study_cap(open_[0].job.space.search.max_concurrent_per_study, num_samples, self.n, len(open_)) \
+            if self.plan.at_once and open_ else self.n
         cands = [x for x in open_ if len(x.assigned) < cap and _claimable(x.study, num_samples) > x.pending()]
         if not cands:
             return None, None
@@ -558,35 +608,45 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
         if x.t0 is None:
             x.t0 = time.monotonic()
             print(f"[{x.job.key}] search starts: {num_samples} trials, at most {cap} at a time now, pruner "
-                  f"{x.job.space.search.get('pruner', 'successive_halving')}", flush=True)
+                  f"{x.job.space.search.pruner}", flush=True)
         x.assigned[w.slot] = False
-        return {"kind": "trial", "space": x.job.space, "setting": x.job.setting, "exp_dir": str(exp_dir),
-                "data_root": str(data_root), "num_samples": num_samples}, x
+        return {"kind": "trial", "space": x.job.space, "setting": x.job.setting, "exp_dir": str(self.exp_dir),
+                "data_root": str(self.plan.data_root), "num_samples": num_samples}, x
 
-    def end_searches():
-        nonlocal finals_released
-        for x in open_searches():
-            if not x.assigned and _claimable(x.study, num_samples) == 0:
+    def _end_searches(self) -> None:
+        """Searches with no trial running and none left to claim end (their finals are queued)."""
+        for x in self._open_searches():
+            if not x.assigned and _claimable(x.study, self.plan.num_samples) == 0:
                 x.ended = True
                 try:
-                    on_search_done(x.job, x.study, time.monotonic() - (x.t0 or time.monotonic()))
+                    self.on_search_done(x.job, x.study, time.monotonic() - (x.t0 or time.monotonic()))
                 except SearchError as exc:  # e.g. no trial completed: no finals for it
-                    errors.append(str(exc))
+                    self.errors.append(str(exc))
                     continue
-                if at_once:
-                    finals.extend(r for r in _final_runs(x.job, exp_dir, seeds)
-                                  if not _ended(r, resume))
-        if not finals_released and all(x.ended for x in searches):
-            finals_released = True
-            finals.extend(r for j in jobs if j.best is not None for r in _final_runs(j, exp_dir, seeds)
-                          if not _ended(r, resume))
+                if self.plan.at_once:
+                    self.finals.extend(r for r in self._final_runs(x.job) if not _ended(r, self.plan.resume))
+        if not self.finals_released and all(x.ended for x in self.searches):
+            self.finals_released = True
+            self.finals.extend(r for j in self.jobs if j.best is not None for r in self._final_runs(j)
+                               if not _ended(r, self.plan.resume))
 
-    finals_released = at_once
+    # -- collect ---------------------------------------------------------------------------------
+    def _collect(self) -> None:
+        """Wait (at most 5 s) for messages and deaths, and handle them."""
+        ready = set(mp.connection.wait([w.conn for w in self.pool.values()] + [
+            w.proc.sentinel for w in self.pool.values() if w.proc.sentinel is not None], timeout=5.0))
+        for w in list(self.pool.values()):
+            while w.conn in ready and w.conn.poll():
+                try:
+                    self._handle(w, w.conn.recv())
+                except (EOFError, OSError):
+                    break
+            if w.proc.sentinel in ready or not w.proc.is_alive():
+                self._died(w)
 
-    def handle(w: _Worker, msg) -> None:
-        nonlocal startup_deaths
+    def _handle(self, w: _Worker, msg) -> None:
         if msg[0] == "ready":
-            w.proc.ready, startup_deaths = True, 0
+            w.proc.ready, self.startup_deaths = True, 0
         elif msg[0] == "fatal":  # e.g. the disk is full: going on would fail the same way
             raise SearchError(msg[1])
         elif msg[0] == "claimed":
@@ -600,106 +660,104 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                 w.search.assigned.pop(w.slot, None)
             w.task = w.search = None
 
-    def died(w: _Worker) -> None:
-        nonlocal restarts, startup_deaths
+    def _print_status(self) -> None:
+        done_finals = sum(RunRecorder(r["run_dir"]).ended() for j in self.jobs if j.best is not None
+                          for r in self._final_runs(j))
+        print(f"[status] searches ended {sum(x.ended for x in self.searches)}/{len(self.searches)}, trials running "
+              f"{sum(len(x.assigned) for x in self.searches)}; finals done {done_finals}/"
+              f"{len(self.plan.seeds) * len(self.jobs)}, running "
+              f"{sum(w.task is not None and w.task['kind'] == 'final' for w in self.pool.values())}", flush=True)
+
+    # -- deaths ----------------------------------------------------------------------------------
+    def _died(self, w: _Worker) -> None:
+        """A worker ended: its trial is released, its final run requeued (or failed past its
+        retries), and a new worker takes its slot (within the restart budget)."""
         w.proc.join()
-        del pool[w.slot]
+        del self.pool[w.slot]
         if w.task is None and w.proc.exitcode == 0:
             return
         print(f"worker {w.proc.pid} died (exit code {w.proc.exitcode})"
               + (f" during {w.task['label'] if w.task['kind'] == 'final' else w.search.job.key + ' search'}"
                  if w.task else "") + ("" if w.proc.ready else " while starting"), flush=True)
         if not w.proc.ready:
-            startup_deaths += 1
-            if startup_deaths >= MAX_STARTUP_DEATHS:
-                _stop_on_startup_deaths(exp_dir, startup_deaths, w.proc.error())
+            self.startup_deaths += 1
+            if self.startup_deaths >= MAX_STARTUP_DEATHS:
+                _stop_on_startup_deaths(self.exp_dir, self.startup_deaths, w.proc.error())
         if w.search is not None:
-            run_root, _ = run_dirs(exp_dir, "search", w.search.job.method, w.search.job.setting)
+            run_root, _ = run_dirs(self.exp_dir, "search", w.search.job.method, w.search.job.setting)
             with _locked(run_root / ".claim.lock"):
                 # None: a trial asked for but not yet marked (the worker died inside the claim)
-                _release(w.search.study, {w.proc.pid, None}, exp_dir, w.search.job.key, run_root, count_retry=True)
+                _release(w.search.study, {w.proc.pid, None}, self.exp_dir, w.search.job.key, run_root,
+                         count_retry=True)
             w.search.assigned.pop(w.slot, None)
         elif w.task is not None:
-            run = w.task
-            d = Path(run["run_dir"])
-            deaths[run["run_dir"]] = deaths.get(run["run_dir"], 0) + 1
-            if (d / OUTCOME).exists():
-                pass
-            elif deaths[run["run_dir"]] <= MAX_WORKER_RETRIES:
-                finals.insert(0, run)  # continues from its checkpoint
-            else:
-                d.mkdir(parents=True, exist_ok=True)
-                err = f"its worker process died {deaths[run['run_dir']]} times"
-                _write_outcome(d, {"state": "failed", "error": err, "kind": "worker"})
-                log_failure(Path(run["failures"]), run["label"], f"seed {run['config']['seed']}",
-                            "worker (retries exhausted)", err, len(read_history(d)), run["config"], d)
-        if restarts < budget:
-            restarts += 1
-            spawn(w.slot)
+            self._final_died(w.task)
+        if self.restarts < self.budget:
+            self.restarts += 1
+            self._spawn(w.slot)
 
-    last = time.monotonic()
-    for slot in range(n if searches or todo else 0):  # (none when everything had ended already)
-        spawn(slot)
-    try:
-        while True:
-            end_searches()
-            for w in list(pool.values()):
-                if w.task is None:
-                    w.task, w.search = next_task(w)
-                    if w.task is None:
-                        break
-                    try:
-                        w.conn.send(w.task)
-                    except OSError:  # it died meanwhile: its sentinel says so below, and died() requeues
-                        pass
-            busy = [w for w in pool.values() if w.task is not None]
-            if not busy:
-                if all(x.ended for x in searches) and not finals:
-                    break
-                if not pool:
-                    raise SearchError(f"{exp_dir}: stopped with work left: worker processes kept dying; see "
-                                      f"{exp_dir / FAILURES} and the run folders")
-            ready = set(mp.connection.wait([w.conn for w in pool.values()] + [
-                w.proc.sentinel for w in pool.values() if w.proc.sentinel is not None], timeout=5.0))
-            for w in list(pool.values()):
-                while w.conn in ready and w.conn.poll():
-                    try:
-                        handle(w, w.conn.recv())
-                    except (EOFError, OSError):
-                        break
-                if w.proc.sentinel in ready or not w.proc.is_alive():
-                    died(w)
-            if time.monotonic() - last >= 30.0:
-                last = time.monotonic()
-                done_finals = sum((Path(r["run_dir"]) / OUTCOME).exists() for j in jobs if j.best is not None
-                                  for r in _final_runs(j, exp_dir, seeds))
-                print(f"[status] searches ended {sum(x.ended for x in searches)}/{len(searches)}, trials running "
-                      f"{sum(len(x.assigned) for x in searches)}; finals done {done_finals}/{n_final_total}, "
-                      f"running {sum(w.task is not None and w.task['kind'] == 'final' for w in pool.values())}",
-                      flush=True)
-    finally:
-        for w in pool.values():  # idle workers stop at once (their pipe closes); busy ones are stopped
-            w.conn.close()
-        for w in pool.values():
-            w.proc.join(timeout=10 if w.task is None else 0)
-            if w.proc.is_alive():
-                w.proc.terminate()
-            w.proc.join()
-    out: dict[tuple[str, str], dict[int, list[dict]]] = {}
-    for job in jobs:
-        if job.best is None:  # its search ended without a result (in errors)
-            continue
-        out[(job.method, job.setting)] = {}
-        for run in _final_runs(job, exp_dir, seeds):
-            d = Path(run["run_dir"])
-            outcome = read_outcome(d)
-            if outcome["state"] != "complete":
-                print(f"[{run['label']}] final run with seed {run['config']['seed']} FAILED; left out of the finals "
-                      f"table", flush=True)
+    def _final_died(self, run: dict) -> None:
+        """A final run's worker died: it runs again from its checkpoint, or past its retries it
+        is recorded as failed (``kind: worker``: ``--resume`` gives it another chance)."""
+        rec = RunRecorder(run["run_dir"])
+        self.deaths[run["run_dir"]] = self.deaths.get(run["run_dir"], 0) + 1
+        if rec.ended():
+            return
+        if self.deaths[run["run_dir"]] <= MAX_WORKER_RETRIES:
+            self.finals.insert(0, run)  # continues from its checkpoint
+            return
+        err = f"its worker process died {self.deaths[run['run_dir']]} times"
+        rec.finish("failed", err, kind=WORKER)
+        log_failure(Path(run["failures"]), run["label"], f"seed {run['config']['seed']}",
+                    "worker (retries exhausted)", err, len(rec.history()), run["config"], rec.dir)
+
+    def _finals_done(self) -> dict[tuple[str, str], dict[int, list[dict]]]:
+        """(method, setting) -> seed -> history of the final runs that completed (a job whose every
+        final run failed: in :attr:`errors`)."""
+        out: dict[tuple[str, str], dict[int, list[dict]]] = {}
+        for job in self.jobs:
+            if job.best is None:  # its search ended without a result (in errors)
                 continue
-            out[(job.method, job.setting)][run["config"]["seed"]] = read_history(d)
-        if not out[(job.method, job.setting)]:
-            errors.append(f"[{job.key}] every final run failed: see {exp_dir / FAILURES}")
-    if errors:
-        raise SearchError("; ".join(errors))
-    return out
+            out[(job.method, job.setting)] = {}
+            for run in self._final_runs(job):
+                rec = RunRecorder(run["run_dir"])
+                if (rec.outcome() or {}).get("state") != "complete":
+                    print(f"[{run['label']}] final run with seed {run['config']['seed']} FAILED; left out of the "
+                          f"finals table", flush=True)
+                    continue
+                out[(job.method, job.setting)][run["config"]["seed"]] = rec.history()
+            if not out[(job.method, job.setting)]:
+                self.errors.append(f"[{job.key}] every final run failed: see {self.exp_dir / FAILURES}")
+        return out
+
+
+def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, seeds: list[int],
+             resume: bool, on_search_done, at_once: bool = True,
+             workers: int | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """Run every job's search (those whose ``best`` is not known yet) and then its final seeds,
+    on ONE pool of ``workers`` processes (:class:`WorkerPool`); ``on_search_done(job, study,
+    wall_s)`` sets the job's ``best`` when its search ends. ``at_once``: a free worker takes a
+    final run if one is waiting (the longest work first), else a trial of the open study with the
+    fewest trials running, below its cap (:func:`~tune_lnl.search.studies.study_cap`); a
+    setting's finals are queued the moment its search ends. Otherwise the old order: one study at
+    a time, then all finals. A trial whose worker dies is released and continued from its
+    checkpoint by another worker; a final run is restarted from its checkpoint (at most
+    :data:`~tune_lnl.search.studies.MAX_WORKER_RETRIES` times each). Returns (method, setting) ->
+    seed -> metric history of the final runs that completed."""
+    plan = Plan(Path(data_root), num_samples, list(seeds), resume, at_once)
+    return WorkerPool(jobs, exp_dir, plan, on_search_done, workers).run()
+
+
+class OptunaBackend(SearchBackend):
+    """Optuna alone (no Ray): worker processes on this machine sharing ``optuna.journal``."""
+
+    summary: ClassVar[str] = "Optuna alone with worker processes sharing a journal storage (no Ray needed)"
+    storage_file: ClassVar[str] = JOURNAL
+    options: ClassVar[dict[str, str]] = {
+        "workers": "sets the worker processes of --backend optuna; with Ray use search.cpus_per_trial / gpus_per_trial"}
+
+    def run_jobs(self, jobs: list[Job], plan: Plan, on_search_done: OnSearchDone) -> Finals:
+        return WorkerPool(jobs, self.exp_dir, plan, on_search_done, self.config["workers"]).run()
+
+    def load_study(self, key: str):
+        return load_study(self.exp_dir, key)

@@ -37,11 +37,24 @@ from ..errors import SearchError
 from ..methods.ray_adapter import MethodTrainable
 from ..methods.registry import BUILTIN
 from ..plugins import load_object
+from ..results.recorder import WORKER, RunRecorder
 from ..results.runs import sqlite_url
 from ..results.storage import join, pull, remote_exists
 from ..results.tensorboard import RunWriter
-from .studies import (FAILURES, MAX_WORKER_RETRIES, METRIC, Job, distributions, log_failure, rungs, run_dirs,
-                      setting_seed, slots, study_cap, study_name)
+from .studies import (
+    FAILURES,
+    MAX_WORKER_RETRIES,
+    METRIC,
+    Job,
+    distributions,
+    log_failure,
+    run_dirs,
+    rungs,
+    setting_seed,
+    slots,
+    study_cap,
+    study_name,
+)
 
 log = logging.getLogger("tune_lnl")
 
@@ -159,6 +172,41 @@ class FailureLog(tune.Callback):
                     (trial.last_result or {}).get("epoch"))
 
 
+class RecorderCallback(tune.Callback):
+    """Each Ray trial's folder written as every backend writes a run folder
+    (:class:`~tune_lnl.results.recorder.RunRecorder`): ``params.json`` the full run config (over
+    Ray's, which holds only the trial's own values), ``outcome.json`` how it ended (``pruned``: ASHA
+    stopped it before its last epoch). Its ``result.json`` lines are Ray's (:class:`JsonLoggerCallback`,
+    before this one in the list); its checkpoints are Ray's folders."""
+
+    def __init__(self, base_config: dict):
+        self.base, self.epochs = base_config, int(base_config["epochs"])
+        self.seen: set[str] = set()
+
+    def _params(self, trial) -> None:
+        self.seen.add(trial.trial_id)
+        RunRecorder(trial.local_path).params({**self.base, **trial.config})
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._params(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if trial.trial_id not in self.seen:  # (a restored run's trial: Ray's logger rewrote the file)
+            self._params(trial)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        r = trial.last_result or {}
+        if r.get("failed"):
+            state = "failed"
+        else:
+            state = "complete" if int(r.get("training_iteration", self.epochs)) >= self.epochs else "pruned"
+        RunRecorder(trial.local_path).finish(state, r.get("error"), r.get("epoch"))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        RunRecorder(trial.local_path).finish("failed", f"its worker process died ({MAX_WORKER_RETRIES} retries)",
+                                             (trial.last_result or {}).get("epoch"), kind=WORKER)
+
+
 def run_name(trial) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", str(trial))
 
@@ -260,7 +308,7 @@ def _run_config(storage: Path, name: str, label: str, total: int, base: dict, tb
         storage_path=str(storage), name=name, verbose=0,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_frequency=1, checkpoint_at_end=True),
         failure_config=tune.FailureConfig(max_failures=MAX_WORKER_RETRIES),
-        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), TensorBoardCallback(tb_dir, base),
+        callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), RecorderCallback(base), TensorBoardCallback(tb_dir, base),
                    ProgressCallback(label, total), FailureLog(failures, label)])
 
 
@@ -294,18 +342,18 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
     base = space.base_config(setting, str(data_root))
     key = study_name(space.method, setting)
     run_root, tb_root = run_dirs(exp_dir, "search", space.method, setting)
-    request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    request, concurrency = trial_resources(space.search.cpus_per_trial, space.search.gpus_per_trial)
     concurrency = min(concurrency, cap or concurrency)
     trainable = _trainable(space, base, request)
 
     def new_tuner():
         early = set()
-        epochs = int(base["epochs"])
+        epochs = space.epochs(setting)
         searcher = PruningOptunaSearch(
             space=distributions(space, setting),
             metric=METRIC, mode="max", points_to_evaluate=[space.paper_point(setting)],
             storage=rdb_storage(exp_dir), study_name=key,
-            seed=setting_seed(space.search["seed"], key), early_stopped=early,
+            seed=setting_seed(space.search.seed, key), early_stopped=early,
             failures=exp_dir / FAILURES, label=key)
         grace, rf = rungs(space, epochs)
         scheduler = RecordingASHA(time_attr="training_iteration", max_t=epochs, grace_period=grace,
@@ -334,7 +382,7 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
     base = {k: v for k, v in config.items() if k != "seed"}
     key = study_name(space.method, setting)
     run_root, tb_root = run_dirs(exp_dir, "finals", space.method, setting)
-    request, concurrency = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    request, concurrency = trial_resources(space.search.cpus_per_trial, space.search.gpus_per_trial)
     trainable = _trainable(space, base, request)
 
     def new_tuner():
@@ -450,7 +498,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
         return finals_many([(j.space, j.setting, j.best["config"], seeds) for j in jobs], exp_dir, resume=resume,
                            remote=remote)
     space = jobs[0].space
-    _, n_slots = trial_resources(space.search["cpus_per_trial"], space.search["gpus_per_trial"])
+    _, n_slots = trial_resources(space.search.cpus_per_trial, space.search.gpus_per_trial)
     searches = deque(j for j in jobs if j.best is None)
     finals = deque(j for j in jobs if j.best is not None)
     n_drivers = max(1, min(len(jobs), n_slots))
@@ -472,7 +520,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                 else:  # its cap from the searches still open now (a Tune run keeps it to its end)
                     job = searches.popleft()
                     still_open = len(searches) + 1 + sum(kind == "search" for kind, _ in running.values())
-                    cap = study_cap(job.space.search["max_concurrent_per_study"], num_samples, n_slots, still_open)
+                    cap = study_cap(job.space.search.max_concurrent_per_study, num_samples, n_slots, still_open)
                     # and at most an even share among the drivers: a Tune run keeps the actors it
                     # got until it ends (reuse_actors), so a larger cap lets the first driver to
                     # start hold every slot while the other studies wait for it

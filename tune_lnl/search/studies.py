@@ -117,7 +117,7 @@ def finish_search(job: Job, study, exp_dir: Path, data_root, num_samples: int, w
     """A search has ended: write its ``search_stats.json`` and ``.done`` (a finished search is
     never rerun) and return its best (see :func:`searched_best`)."""
     folder, _ = run_dirs(exp_dir, "search", job.method, job.setting)
-    stats = search_stats(folder, study, num_samples, int(job.space.base_config(job.setting, "")["epochs"]),
+    stats = search_stats(folder, study, num_samples, job.space.epochs(job.setting),
                          wall_s, backend)
     stats["resumed"] = bool(resumed)  # then wall_s covers only this part
     atomic_write(folder / "search_stats.json", json.dumps(stats, indent=1) + "\n")
