@@ -152,8 +152,8 @@ def test_a_search_on_two_nodes_survives_losing_one(tmp_path, repo, data_root, cl
                     print(f"killing the worker node ({_kill_tree(worker_pid)} processes) while {d.name} is at epoch "
                           f"{killed_at[1]}")
                     break
-        log = (tmp_path / "search.log").read_text()
-        assert killed_at is not None, "no trial ran on the worker node: " + log[-3000:]
+        output = (tmp_path / "search.log").read_text()
+        assert killed_at is not None, "no trial ran on the worker node: " + output[-3000:]
         assert search.wait(timeout=900) == 0, (tmp_path / "search.log").read_text()[-4000:]
     finally:
         if search.poll() is None:
