@@ -21,7 +21,7 @@ classes, ``dist`` as the sum of per-tensor mean squared differences, network A r
 gradient of ``xi * ld`` twice, and the step-wise lr decay over the last stage.
 
 Speed: the network losses go through autograd; two gradients are computed in closed form
-instead, each checked against autograd in tests/unit/trainables/test_mlc_math.py: the label step's
+instead, each checked against autograd in tests/unit/builtin_methods/test_mlc_math.py: the label step's
 ``dL1/dy~ + dL2/dy~`` (:func:`label_grad`, Eq. 7) and the gradient of ``xi * ld``
 (:func:`add_co_regularization_grad`, Eq. 2-3), added to the networks' gradients after the
 backward pass of the selection losses (fused ``_foreach`` ops over the parameter lists).

@@ -24,9 +24,9 @@ from .plugins import lazy_exports
 #: your own, outside the package) needs is here: write it against ``tune_lnl.<name>`` only.
 _EXPORTS = {
     # -- run an experiment, train once, read the results
-    "run": "tune_lnl.api", "train": "tune_lnl.api",
+    "run": "tune_lnl.api", "train": "tune_lnl.api", "plan": "tune_lnl.api",
     "Result": "tune_lnl.results.result",
-    # -- a method of your own: the base classes (README "Write your own method"), the typed run
+    # -- a method of your own: the base classes (docs/extending.md "Write your own method"), the typed run
     #    config a method is built from (self.run), a loss meter for train_epoch()
     "Method": "tune_lnl.methods", "SingleNetwork": "tune_lnl.methods", "TwoNetworks": "tune_lnl.methods",
     "RunConfig": "tune_lnl.methods", "LossMeter": "tune_lnl.methods",
@@ -51,7 +51,7 @@ _EXPORTS = {
     "symmetric_kl_log": "tune_lnl.methods.losses", "pencil_lc": "tune_lnl.methods.losses",
     "pencil_lo": "tune_lnl.methods.losses", "pencil_le": "tune_lnl.methods.losses",
     "pencil_lc_le": "tune_lnl.methods.losses",
-    # -- a dataset of your own (README "Your own data")
+    # -- a dataset of your own (docs/extending.md "Your own data")
     "Dataset": "tune_lnl.data", "InMemoryDataset": "tune_lnl.data", "StreamedDataset": "tune_lnl.data",
     "Arrays": "tune_lnl.data",
     # -- errors (every one a TuneLNLError; the CLI prints "error: <message>" and exits 2)

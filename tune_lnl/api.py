@@ -6,23 +6,27 @@ with the messages the command line prints.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import os
 from pathlib import Path
 from typing import Callable
 
 from .config import DICT_LABEL, run_config
 from .data import resolve_data_root
-from .errors import ConfigError, argument_error, shown, whole_number
+from .errors import ConfigError, Interrupted, argument_error, shown, whole_number
 from .methods import RunConfig, method_class
 from .methods.base import device_problem
 from .results.result import Result
+from .results.trackers import check_tracker, tracking
 from .search import run_experiment
+from .search.interrupt import stop_signals
 
 
 def run(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
         settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None, paper_only=False,
-        smoke=False, one_study_at_a_time=False) -> Result:
+        smoke=False, one_study_at_a_time=False, tracker=None, progress=None) -> Result:
     """Search every method and noise setting of ``space`` (a search-space file's path, or the
     same content as a dict), select by the proxy, retrain the winners with the final seeds and
     export everything into ``<storage_path>/<name>/``. The keyword arguments are the CLI's
@@ -30,11 +34,65 @@ def run(space, *, data_root=None, storage_path="results", name=None, num_samples
     argument is checked (by type, then by value) before anything is written: a refused call
     raises :class:`ConfigError` and leaves no folder behind. Returns a
     :class:`~tune_lnl.results.result.Result` (folder, best configs, finals as a DataFrame,
-    report path)."""
-    return run_experiment(space, data_root=data_root, storage_path=storage_path, name=name,
-                          num_samples=num_samples, methods=methods, settings=settings, seeds=seeds, resume=resume,
-                          backend=backend, workers=workers, address=address, paper_only=paper_only, smoke=smoke,
-                          one_study_at_a_time=one_study_at_a_time)
+    report path). ``tracker="mlflow"``: every trial's and final seed's config and per-epoch
+    metrics also go to MLflow (:mod:`tune_lnl.results.trackers`; ``pip install -e ".[mlflow]"``).
+    ``progress``: a function called every few seconds with a
+    :class:`~tune_lnl.search.progress.ProgressUpdate` (``percent``, ``eta_s``, per-study counts);
+    None (default): a tqdm bar when a terminal or a notebook is attached; False: no bar. A status
+    line with the ETA is printed every 30 s and at the end of each study either way.
+
+    Ctrl-C (SIGINT; a notebook's "interrupt") stops the search cleanly: what runs is stopped
+    (Ray saves each Tune run's state one last time), then :class:`~tune_lnl.errors.Interrupted`
+    is raised, a ``KeyboardInterrupt`` (so it stops a script or a cell as Ctrl-C always does, and
+    ``except Exception`` does not swallow it) whose message is the one line to go on with:
+    ``interrupted: nothing lost; resume with: tune_lnl.run(..., resume=True)`` (this call's
+    arguments). A second Ctrl-C only hurries the shutdown; it never raises inside it."""
+    with stop_signals(), _interrupted_call(locals()), tracking(check_tracker(tracker)):
+        return run_experiment(space, data_root=data_root, storage_path=storage_path, name=name,
+                              num_samples=num_samples, methods=methods, settings=settings, seeds=seeds,
+                              resume=resume, backend=backend, workers=workers, address=address,
+                              paper_only=paper_only, smoke=smoke, one_study_at_a_time=one_study_at_a_time,
+                              progress=progress)
+
+
+def plan(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
+         settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None, paper_only=False,
+         smoke=False, one_study_at_a_time=False, tracker=None, progress=None):
+    """What :func:`run` with the same arguments would train, and how long that takes here:
+    trains nothing, writes nothing (``tracker`` and ``progress`` are accepted and unused, so the
+    same keyword arguments serve both). Returns an :class:`~tune_lnl.search.estimate.Estimate`
+    (``studies``, ``trial_epochs``, ``slots``, ``seconds``, ``hours``; ``text()``: the table
+    ``--plan`` prints; ``line()``: ``estimated: N trial-epochs, H h on S slots``). Seconds per
+    epoch come from earlier runs under ``storage_path``, else a short calibration here."""
+    from .search.experiment import plan_experiment
+    return plan_experiment(space, data_root=data_root, storage_path=storage_path, name=name,
+                           num_samples=num_samples, methods=methods, settings=settings, seeds=seeds, resume=resume,
+                           backend=backend, workers=workers, address=address, paper_only=paper_only, smoke=smoke,
+                           one_study_at_a_time=one_study_at_a_time)
+
+
+def resume_call(args: dict) -> str:
+    """The Python call that continues an interrupted :func:`run`: ``tune_lnl.run(...)`` with
+    the arguments given (those that differ from their defaults) and ``resume=True``; a space
+    given as a dict is shown as ``space`` (the caller's own variable)."""
+    defaults = {k: p.default for k, p in inspect.signature(run).parameters.items()}
+    shown_args = [repr(str(args["space"])) if isinstance(args["space"], (str, os.PathLike)) else "space"]
+    shown_args += [f"{k}={args[k]!r}" for k in defaults  # (in the signature's order)
+                   if k not in ("space", "resume") and k in args and args[k] != defaults[k]]
+    return f"tune_lnl.run({', '.join(shown_args + ['resume=True'])})"
+
+
+@contextlib.contextmanager
+def _interrupted_call(args: dict):
+    """A :class:`KeyboardInterrupt` out of :func:`run`: :class:`Interrupted` with the line to
+    resume by (raised from None: the search's internal frames are not the user's business)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        started = getattr(exc, "started", False)
+        message = (f"interrupted: nothing lost; resume with: {resume_call(args)}" if started else
+                   "interrupted before the experiment started: nothing to resume; run the same call again")
+        raise Interrupted(message, signum=getattr(exc, "signum", 2), started=started) from None
 
 
 def train(config, setting: str | None = None, *, method: str | None = None, data_root=None, seed: int | None = None,

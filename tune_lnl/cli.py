@@ -8,6 +8,8 @@ methods and their hyperparameters). Bad input (:class:`ConfigError`,
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 
 from .errors import TuneLNLError
@@ -46,24 +48,62 @@ def search_parser(prog: str = "python -m tune_lnl.search") -> argparse.ArgumentP
                    help="no search: the finals retrain each method's paper values (the file's 'paper' and "
                         "'fixed'); only the epoch is chosen, by the proxy (reproducing a paper's table)")
     p.add_argument("--smoke", action="store_true", help="tiny budget: a few thousand images, epochs, trials")
+    p.add_argument("--plan", action="store_true",
+                   help="train nothing, write nothing: print the studies, trials, rungs, finals, the expected "
+                        "trial-epochs and the estimated wall time on this machine's trial slots")
     p.add_argument("--one-study-at-a-time", action="store_true",
                    help="search the studies one after another, then run the finals (the file's "
                         "search.studies_at_once: false); default: every study at once, each setting's finals "
                         "as soon as its search ends")
+    from .results.trackers import TRACKERS
+    p.add_argument("--tracker", metavar="{" + ",".join(TRACKERS) + "}",
+                   help="also log every trial's and final seed's config and per-epoch metrics to this tracker "
+                        "(mlflow: pip install -e '.[mlflow]', store $MLFLOW_TRACKING_URI else "
+                        "sqlite:///<experiment>/mlflow.db; wandb: pip install -e '.[wandb]', offline into "
+                        "<experiment>/wandb unless WANDB_MODE=online)")
     return p
 
 
 def search_main(argv=None, prog: str = "python -m tune_lnl.search") -> int:
-    from .api import run
+    """Ctrl-C (SIGINT) or SIGTERM: what runs is stopped (see :func:`tune_lnl.run`), then one line
+    ``interrupted: nothing lost; resume with: <this command with --resume>`` and exit code 130
+    (SIGTERM: 143), no traceback; a second Ctrl-C only hurries the shutdown."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = search_parser(prog).parse_args(argv)
     try:
-        run(args.space, data_root=args.data_root, storage_path=args.storage_path, name=args.name,
-            num_samples=args.num_samples, methods=args.methods, settings=args.settings, seeds=args.seeds,
-            resume=args.resume, backend=args.backend, workers=args.workers, address=args.address,
-            paper_only=args.paper_only, smoke=args.smoke, one_study_at_a_time=args.one_study_at_a_time)
+        if args.plan:  # trains nothing, writes nothing
+            from .api import plan
+            print(plan(args.space, data_root=args.data_root, storage_path=args.storage_path, name=args.name,
+                       num_samples=args.num_samples, methods=args.methods, settings=args.settings, seeds=args.seeds,
+                       resume=args.resume, backend=args.backend, workers=args.workers, address=args.address,
+                       paper_only=args.paper_only, smoke=args.smoke,
+                       one_study_at_a_time=args.one_study_at_a_time).text(), flush=True)
+            return 0
+        from .search.interrupt import stop_signals
+        with stop_signals(signal.SIGINT, signal.SIGTERM, ending=True):
+            from .api import run
+            run(args.space, data_root=args.data_root, storage_path=args.storage_path, name=args.name,
+                num_samples=args.num_samples, methods=args.methods, settings=args.settings, seeds=args.seeds,
+                resume=args.resume, backend=args.backend, workers=args.workers, address=args.address,
+                paper_only=args.paper_only, smoke=args.smoke, one_study_at_a_time=args.one_study_at_a_time,
+            tracker=args.tracker)
     except TuneLNLError as exc:
         raise _error(exc) from None
+    except KeyboardInterrupt as exc:  # (also one before the handlers were installed: nothing started then)
+        print("interrupted: nothing lost; resume with: " + resume_command(prog, argv)
+              if getattr(exc, "started", False) else
+              "interrupted before the experiment started: nothing to resume; run the same command again",
+              file=sys.stderr, flush=True)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     return 0
+
+
+def resume_command(prog: str, argv: list[str]) -> str:
+    """The command line that continues an interrupted search: ``prog`` (``python -m
+    tune_lnl.search``, ``tune-lnl search``) and the same arguments, quoted for a POSIX shell,
+    with ``--resume`` added unless it is there (argparse also takes a prefix such as ``--res``)."""
+    given = any(len(a) > 4 and "--resume".startswith(a) for a in argv)
+    return f"{prog} {shlex.join(list(argv) + ([] if given else ['--resume']))}"
 
 
 # -- train --------------------------------------------------------------------------------------

@@ -61,6 +61,22 @@ class SearchError(TuneLNLError, RuntimeError):
     failed, workers kept dying)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A search stopped by Ctrl-C (SIGINT) or, on the command line, SIGTERM (``signum``). A
+    ``KeyboardInterrupt`` (never caught by ``except Exception``), raised once everything running
+    has been stopped: nothing finished is lost and the same call with ``--resume``
+    (``resume=True``) continues. ``started``: whether the experiment folder was written yet (if
+    not, there is nothing to resume: run the same command again). Its message is the one line
+    the command line prints."""
+
+    def __init__(self, message: str = "interrupted", signum: int = 2, started: bool = False):
+        super().__init__(message)
+        self.signum, self.started = signum, started
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "interrupted"
+
+
 class CorruptFileError(TuneLNLError, ValueError):
     """A file of an experiment folder that cannot be read as what tune_lnl wrote there (cut off,
     emptied, overwritten with garbage). The message: ``FILE is corrupt: what was expected; how

@@ -281,3 +281,61 @@ def test_a_worker_whose_driver_died_before_it_started_still_exits(tmp_path, repo
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "is gone; exiting" in proc.stdout
+
+
+# -- Ctrl-C: one line, exit 130, no traceback; the printed command resumes -----------------------
+def _interrupt(cmd, repo, when, signals: int, timeout=600) -> subprocess.CompletedProcess:
+    """Start ``cmd`` in its own session (as a terminal runs it: Ctrl-C reaches the whole process
+    group) and send SIGINT to the group as soon as ``when()`` holds; with ``signals=2`` a second
+    one follows while it shuts down (if it has ended already, there is no one to send it to)."""
+    proc = subprocess.Popen(cmd, cwd=repo, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        while not when():
+            assert proc.poll() is None, "the search ended before it could be interrupted:\n" + proc.stderr.read()
+            assert time.monotonic() - t0 < timeout, "the interrupt condition never held"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        if signals == 2:
+            time.sleep(0.5)  # (not a synchronisation: the assertions hold wherever the second one lands)
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_prints_one_line_exits_130_and_the_printed_command_resumes(tmp_path, repo, data_root, space,
+                                                                            backend, signals):
+    """Ctrl-C (once, or twice: the second while it shuts down) while trials run: exit code 130,
+    the last line of stderr is ``interrupted: nothing lost; resume with: <the same command with
+    --resume>``, no traceback and none of Ray's C++ dumps anywhere; the printed command (run as
+    printed) finishes the experiment with every trial and final run."""
+    import shlex
+    exp = tmp_path / "mlc_mnist-smoke"
+    search = exp / "search" / "mlc" / SETTING
+    cmd = _cmd(tmp_path, data_root, backend)
+    proc = _interrupt(cmd, repo, lambda: any(1 <= len(_epochs(d)) < 4 for d in _trial_dirs(search)), signals)
+    both = proc.stdout + proc.stderr
+    assert proc.returncode == 130, both[-3000:]
+    expected = "python -m tune_lnl.search " + shlex.join(cmd[3:] + ["--resume"])
+    assert proc.stderr.strip().splitlines()[-1] == f"interrupted: nothing lost; resume with: {expected}", both[-3000:]
+    assert both.count("interrupted:") == 1
+    for noise in ("Traceback", "KeyboardInterrupt", "*** SIGTERM received", "Tuner.restore", "Stop signal received"):
+        assert noise not in both, both[-3000:]
+    assert not (exp / "finals.csv").exists()
+    resumed = shlex.split(expected)
+    assert resumed[0] == "python"
+    done = subprocess.run([sys.executable] + resumed[1:], cwd=repo, env=ENV, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    _check_complete(exp, space, backend)

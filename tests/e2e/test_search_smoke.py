@@ -75,6 +75,21 @@ def test_outputs_exist(smoke_run):
     assert "tensorboard --logdir" in proc.stdout
 
 
+def test_the_search_says_its_estimate_and_an_eta(smoke_run):
+    """At its start the search prints the plan's ``estimated:`` line; at the end of each study a
+    status line with the percent of the expected trial-epochs, the per-study counts and the ETA
+    (tune_lnl.search.progress, the same on both backends)."""
+    import re
+    exp, proc = smoke_run
+    assert re.search(r"^estimated: [\d,]+ trial-epochs, \S+ h on \d+ slots", proc.stdout, re.M), proc.stdout[:3000]
+    status = [line for line in proc.stdout.splitlines() if line.startswith("[status] ")]
+    assert len(status) >= len(smoke_run.methods) * len(smoke_run.settings), proc.stdout[-3000:]
+    for line in status:
+        assert re.match(r"\[status\] \d+% of ~[\d,]+ trial-epochs, ETA (\d+ s|\d+ min|\d+ h \d+ min)", line), line
+        assert re.search(r"finals \d+/\d+ finished", line), line
+    assert re.search(r"\d+/3 trials finished", " ".join(status))
+
+
 def test_the_search_builds_its_report(smoke_run):
     """The search ends by writing report/ (and saying where): per setting the finals box plot,
     curves and analytics; per method and setting the top trials and rungs, and from the study
@@ -107,7 +122,7 @@ def test_the_search_writes_proxy_fidelity(smoke_run):
     for r in rows:
         assert r["selects"] == (r["proxy"] == "noisy_val")
         assert r["trials"] == len(_trial_dirs(exp / "search" / r["method"] / r["setting"])) and r["seeds"] == 2
-        assert r["search_regret"] <= 0 and r["finals_regret"] <= 0
+        assert r["search_regret"] >= 0 and r["finals_regret"] >= 0  # oracle minus selected
 
 
 def test_combined_table_has_the_papers_shape(smoke_run):

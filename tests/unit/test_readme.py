@@ -10,7 +10,7 @@ import pytest
 
 
 def _api_example(readme: str) -> str:
-    section = readme[readme.index("### Python API"):]
+    section = readme[readme.index("## Python API"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -144,8 +144,8 @@ class CheckpointMismatch(CheckpointError):
 
 class Method(abc.ABC):
     """Subclass this (or :class:`~tune_lnl.methods.single_network.SingleNetwork`,
-    :class:`~tune_lnl.methods.two_networks.TwoNetworks`) for a method of your own; see the
-    README's "Write your own method". Declare:
+    :class:`~tune_lnl.methods.two_networks.TwoNetworks`) for a method of your own; see
+    "Write your own method" in docs/extending.md. Declare:
 
     * ``Hyper``: the method's hyperparameters, a frozen dataclass deriving from the base's
       ``Hyper`` with one :func:`~tune_lnl.methods.hparams.hp` field each (default, rules,

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..config import BEST_KIND
-from .runs import atomic_write, mean_std, portable_path  # noqa: I001
+from .runs import atomic_write, last_epochs_words, mean_std, portable_path  # noqa: I001
 
 #: how the configs of an experiment were chosen (best_configs.yaml's ``selected_by``)
 SELECTED_BY_PROXY = "proxy_best (max of the proxy over epochs; test accuracy never used)"
@@ -59,7 +59,8 @@ def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only
                     name: str | None = None) -> str:
     settings = list(dict.fromkeys(s for per in runs.values() for s in per))
     n_seeds = sorted({len(per_seed) for per in runs.values() for per_seed in per.values()})
-    last_k = exp.finals.last_k
+    epochs = [v["epochs"] for per in runs.values() for per_seed in per.values() for v in per_seed.values()]
+    last = last_epochs_words(exp.finals.last_k, epochs)
     head = "| method | " + " | ".join(f"{s} best | {s} last" for s in settings) + " |"
     rule = "| --- |" + " --- | --- |" * len(settings)
     lines = [f"# Finals: {name or exp.name} ({exp.dataset}, proxy `{exp.proxy}`)", "",
@@ -67,7 +68,7 @@ def finals_markdown(exp, runs: dict[str, dict[str, dict[int, dict]]], paper_only
              + ("the space file's paper hyperparameters (--paper-only, no search)" if paper_only else
                 "its proxy-selected hyperparameters")
              + f". **best**: at the epoch with the highest proxy (`{exp.proxy}`), "
-             f"never the test set; **last**: mean of the last {last_k} epochs.", "", head, rule]
+             f"never the test set; **last**: {last}.", "", head, rule]
     for method, per in runs.items():
         cells = " | ".join(f"{_cell(per[s], 'best')} | {_cell(per[s], 'last')}" if s in per else "- | -"
                            for s in settings)

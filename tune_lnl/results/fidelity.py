@@ -7,13 +7,14 @@ Every run logs every proxy the data offers each epoch (``noisy_val_acc``, ``clea
   read at its ``p``-best epoch ``e_t`` (the first epoch of maximal ``p``): ``P_t = p(e_t)``,
   ``T_t = test_acc(e_t)``.
   - ``search_tau``, ``search_rho``: Kendall's tau-b and Spearman's rho between ``P`` and ``T``;
-  - ``search_regret``: ``T`` of the trial ``p`` selects (the highest ``P_t``; ties: the first
-    trial) minus the highest ``T_t`` over the trials (the config the test set would have picked,
-    measured the same way), in percentage points (<= 0; 0: the proxy picked the oracle's config).
+  - ``search_regret``: the highest ``T_t`` over the trials (the config the test set would have
+    picked, measured the same way) minus ``T`` of the trial ``p`` selects (the highest ``P_t``;
+    ties: the first trial), in percentage points: >= 0 by definition (the oracle's pick is a
+    maximum over the same trials); 0: the proxy picked the oracle's config.
 * **finals** (over the epochs of each final seed; mean over seeds):
   - ``finals_tau``, ``finals_rho``: the same correlations between ``p`` and ``test_acc`` over epochs;
-  - ``finals_regret``: ``test_acc`` at the ``p``-best epoch minus the highest ``test_acc`` of any
-    epoch (the oracle epoch), in percentage points (<= 0).
+  - ``finals_regret``: the highest ``test_acc`` of any epoch (the oracle epoch) minus ``test_acc``
+    at the ``p``-best epoch, in percentage points (>= 0; 0: the proxy picked the oracle's epoch).
 
 Correlations of fewer than two points, or of a constant series, are NaN. Nothing here selects:
 it measures, after the fact, what the selection cost.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from ..data.proxies import PROXIES
 from ..errors import TuneLNLError
-from .runs import atomic_write, first_best, read_manifest, runs_under
+from .runs import atomic_write, experiment_title, first_best, read_manifest, runs_under
 
 #: the proxies a run can log, as ``<proxy>_acc`` per epoch (the registry's, in its order)
 PROXY_KEYS = tuple(PROXIES)
@@ -68,7 +69,7 @@ def search_fidelity(trials: list[list[dict]], proxy: str) -> dict:
     tau, rho = correlations(P, T)
     chosen = max(range(len(P)), key=lambda i: (P[i], -i))
     return {"trials": len(points), "search_tau": tau, "search_rho": rho,
-            "search_regret": 100.0 * (T[chosen] - max(T)), "search_selected_test": 100.0 * T[chosen],
+            "search_regret": 100.0 * (max(T) - T[chosen]), "search_selected_test": 100.0 * T[chosen],
             "search_oracle_test": 100.0 * max(T)}
 
 
@@ -85,7 +86,7 @@ def finals_fidelity(runs: list[list[dict]], proxy: str) -> dict:
         taus.append(tau)
         rhos.append(rho)
         best = proxy_best_point(h, proxy)
-        regrets.append(100.0 * (best[1] - max(x["test_acc"] for x in h)))
+        regrets.append(100.0 * (max(x["test_acc"] for x in h) - best[1]))
     if not regrets:
         return {}
     mean = lambda v: sum(v) / len(v)  # noqa: E731 -- NaN propagates: an undefined seed is not hidden
@@ -120,8 +121,8 @@ def markdown(rows: list[dict], title: str) -> str:
     lines = [f"# Proxy fidelity: {title}", "",
              "For each logged proxy: Kendall's tau / Spearman's rho between the proxy and the test accuracy "
              "over the search's trials (each at its proxy-best epoch) and over the epochs of the final seeds "
-             "(mean over seeds); regret = test accuracy of what the proxy selects minus what the test set "
-             "would have selected, in percentage points (0 is perfect). `*`: the proxy that selected in "
+             "(mean over seeds); regret = test accuracy of what the test set would have selected minus that of "
+             "what the proxy selects, in percentage points (>= 0; 0 is perfect). `*`: the proxy that selected in "
              "this experiment (the others are measured on the same runs; the pruner followed the selecting one).",
              "", "| method | setting | proxy | trials | search tau | search rho | search regret (pp) | seeds | "
              "finals tau | finals rho | finals epoch regret (pp) |", "|" + " --- |" * 11]
@@ -162,7 +163,7 @@ def write(exp_dir: Path) -> list[dict]:
     selecting = space.get("proxy", "noisy_val")
     rows = experiment_fidelity(exp_dir, man.get("methods") or [], man.get("settings") or [], selecting)
     atomic_write(exp_dir / "fidelity.json", json.dumps(rows, indent=1, default=float) + "\n")
-    atomic_write(exp_dir / "fidelity.md", markdown(rows, space.get("name", exp_dir.name)))
+    atomic_write(exp_dir / "fidelity.md", markdown(rows, experiment_title(exp_dir, man)))
     return rows
 
 

@@ -9,6 +9,9 @@ A run folder holds::
     result.json     one JSON line per epoch (the epoch's metrics; Ray's lines carry more keys)
     checkpoint.pt   the resumable state after the last epoch (Ray keeps its own checkpoint folders)
     outcome.json    how the run ended: {"state": "complete" | "pruned" | "failed", "error", "epoch", ...}
+
+and, when a tracker is on (``tune_lnl.run(tracker="mlflow")``: :mod:`tune_lnl.results.trackers`),
+sends the same config, epochs and outcome to it.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import json
 from pathlib import Path
 
 from .runs import OUTCOME, PARAMS, RESULTS, atomic_write, read_history, read_outcome
+from .trackers import SafeTracker
 
 #: the resumable state of a run that its backend trains itself (written by ``Method.save``)
 CHECKPOINT = "checkpoint.pt"
@@ -28,8 +32,11 @@ class RunRecorder:
     """The files of one run folder ``run_dir`` (see the module docstring). Every write of a whole
     file is atomic (a kill never leaves half a file); epoch lines are appended."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, tracked_as=None):
         self.dir = Path(run_dir)
+        # the active tracker, if any (never fails the run); ``tracked_as``: the run's folder in the
+        # experiment when ``run_dir`` is elsewhere (Ray writes into a staging folder, then syncs it)
+        self.track = SafeTracker(Path(tracked_as or run_dir))
 
     @property
     def checkpoint(self) -> Path:
@@ -40,6 +47,7 @@ class RunRecorder:
         """Record the run config (``params.json``)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dir / PARAMS, json.dumps(config, indent=1, sort_keys=True, default=str) + "\n")
+        self.track("on_start", config)
 
     def start(self, history: list[dict]) -> None:
         """``result.json`` holds exactly ``history`` (the epochs a checkpoint restored: lines of
@@ -51,6 +59,7 @@ class RunRecorder:
         """Append one epoch's line to ``result.json`` (one short write: a kill tears at most it)."""
         with open(self.dir / RESULTS, "a") as f:
             f.write(json.dumps(metrics, default=float) + "\n")
+        self.track("on_epoch", metrics)
 
     def history(self) -> list[dict]:
         """The epoch lines written so far."""
@@ -60,6 +69,11 @@ class RunRecorder:
         """Record how the run ended (``outcome.json``): it is not trained again (see :meth:`ended`)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dir / OUTCOME, json.dumps({"state": state, "error": error, "epoch": epoch, **extra}))
+        self.track("on_end", {"state": state, "error": error, "epoch": epoch})
+
+    def tracked_epoch(self, metrics: dict) -> None:
+        """Send an epoch the backend wrote into ``result.json`` itself (Ray's logger) to the tracker."""
+        self.track("on_epoch", metrics)
 
     def outcome(self) -> dict | None:
         """``outcome.json`` (:func:`~tune_lnl.results.runs.read_outcome`), or None while the run

@@ -27,7 +27,19 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..errors import ConfigError, CorruptFileError, TuneLNLError
-from .runs import atomic_write, first_best, link_refused, mean_std, open_study, read_manifest, runs_under, study_name
+from .runs import (
+    atomic_write,
+    experiment_title,
+    first_best,
+    last_epochs_span,
+    last_epochs_words,
+    link_refused,
+    mean_std,
+    open_study,
+    read_manifest,
+    runs_under,
+    study_name,
+)
 
 TOP_TRIALS = 5
 #: analytics keys drawn per setting (see tune_lnl.methods.analytics)
@@ -48,7 +60,7 @@ class ExperimentFolder:
             raise ConfigError(f"{self.dir}: not an experiment folder (no experiment.yaml)")
         self.manifest = read_manifest(self.dir)  # (a damaged one: CorruptFileError)
         raw = self.manifest.get("space") or {}
-        self.name = raw.get("name", self.dir.name)
+        self.name = experiment_title(self.dir, self.manifest)  # the folder's name (--name), as finals.md says
         dataset = raw.get("dataset", "?")  # a name, an import path, or {type: ..., <option>: ...}
         self.dataset = dataset if not isinstance(dataset, dict) else \
             f"{dataset.get('type')} ({', '.join(f'{k}: {v}' for k, v in dataset.items() if k != 'type')})"
@@ -87,6 +99,11 @@ class ExperimentFolder:
             raise
         except Exception:  # noqa: BLE001 -- absent or unreadable: the report says so
             return None
+
+    def last_words(self, finals_rows: list[dict]) -> str:
+        """What the finals' "last" column averaged (the real number of epochs when the runs of
+        ``finals_rows`` are shorter than ``last_k``): :func:`~tune_lnl.results.runs.last_epochs_words`."""
+        return last_epochs_words(self.last_k, [r["epochs"] for r in finals_rows if r.get("epochs")])
 
     @property
     def status(self) -> str:
@@ -257,7 +274,8 @@ def fig_box(per_method: dict[str, list[list[dict]]], last_k: int, title: str, pa
     names = list(per_method)
     fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 3.8))
     ax.boxplot([final_tail_values(per_method[m], last_k) for m in names], tick_labels=names)
-    ax.set(ylabel="test accuracy %", title=f"last {last_k} epochs of every seed")
+    span = last_epochs_span(last_k, [len(h) for hs in per_method.values() for h in hs])
+    ax.set(ylabel="test accuracy %", title=f"last {span} epochs of every seed")
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
@@ -392,7 +410,8 @@ def _finals_table(exp: ExperimentFolder, doc: Doc, setting: str) -> None:
     def cell(rs, key):
         m, sd = mean_std([100 * float(r[key]) for r in rs])
         return f"{m:.2f} ± {sd:.2f}"
-    doc.table(["method", "seeds", "best (proxy-selected epoch)", f"last (mean of last {exp.last_k})",
+    last = exp.last_words(rows)
+    doc.table(["method", "seeds", "best (proxy-selected epoch)", f"last ({last})",
                "oracle max (TEST-SELECTED)", "proxy at best"],
               [[m, str(len(rs)), cell(rs, "best"), cell(rs, "last"), cell(rs, "oracle_max"), cell(rs, "proxy")]
                for m, rs in by_method.items()])
@@ -403,8 +422,9 @@ def _fidelity_table(doc: Doc, rows: list[dict]) -> None:
         return
     from .fidelity import fmt
     doc.p("Proxy fidelity (tune_lnl.fidelity): how each logged proxy ranks the trials (at their proxy-best epochs) "
-          "and the epochs of the finals against the test accuracy, and what selecting on it cost (regret, "
-          "percentage points against the test-selected choice). *: the proxy that selected here.")
+          "and the epochs of the finals against the test accuracy, and what selecting on it cost (regret: "
+          "the test-selected choice's test accuracy minus the proxy's choice's, percentage points, >= 0; 0 is "
+          "perfect). *: the proxy that selected here.")
     doc.table(["method", "proxy", "trials", "search tau", "search rho", "search regret (pp)", "seeds",
                "finals tau", "finals rho", "finals epoch regret (pp)"],
               [[r["method"], r["proxy"] + (" *" if r["selects"] else ""), str(r.get("trials", 0)),
@@ -442,7 +462,8 @@ def _header(exp: ExperimentFolder, doc: Doc) -> None:
           + (" --smoke budget." if exp.manifest.get("smoke") else ""))
     if (exp.dir / "finals.md").exists():
         doc.p("The finals table (finals.md): 'best' is the test accuracy at the epoch with the highest proxy, "
-              f"'last' the mean of the last {exp.last_k} epochs; the oracle maximum is test-selected and shown "
+              f"'last' the {exp.last_words(exp.finals_rows)}; "
+              "the oracle maximum is test-selected and shown "
               "only for comparison with papers that report it.")
 
 
@@ -488,8 +509,9 @@ def _finals_figures(exp: ExperimentFolder, doc: Doc, setting: str, per_method: d
                     figs: Path) -> None:
     """The finals of one setting as box plots (last ``last_k`` epochs of every seed) and as
     proxy / test accuracy curves (mean over seeds)."""
+    span = last_epochs_span(exp.last_k, [len(h) for hs in per_method.values() for h in hs])
     doc.img(fig_box(per_method, exp.last_k, f"{setting}: finals", figs / f"{_slug('box', setting)}.png"),
-            f"{setting}: finals, test accuracy over the last {exp.last_k} epochs of every seed (box plot)")
+            f"{setting}: finals, test accuracy over the last {span} epochs of every seed (box plot)")
     doc.img(fig_final_curves(per_method, f"{setting}: finals", figs / f"{_slug('finals', setting)}.png"),
             f"{setting}: finals, proxy and test accuracy per epoch (mean over seeds)")
 

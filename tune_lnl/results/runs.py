@@ -162,6 +162,18 @@ def open_storage(exp_dir: Path, file: str):
     return sqlite_url(exp_dir)
 
 
+def dashboard_command(exp_dir: Path) -> list[str] | None:
+    """The ``optuna-dashboard`` command that opens an experiment's studies (``pip install
+    optuna-dashboard``): the SQLite database by its URL, the journal by its path (optuna-dashboard
+    opens a file that is not SQLite as a ``JournalFileBackend``); None when the folder has no storage."""
+    exp_dir = Path(exp_dir).resolve()
+    if (exp_dir / JOURNAL).exists():
+        return ["optuna-dashboard", str(exp_dir / JOURNAL)]
+    if (exp_dir / SQLITE).exists():
+        return ["optuna-dashboard", sqlite_url(exp_dir)]
+    return None
+
+
 def study_storage(exp_dir: Path):
     """The experiment's Optuna storage, whichever backend wrote it (the first of
     :data:`STORAGE_FILES` the folder holds, :func:`open_storage`), or None when there is none."""
@@ -221,6 +233,15 @@ def check_studies(exp_dir: Path, keys: list[str]) -> None:
             open_study(exp_dir, key, storage)
 
 
+def experiment_title(exp_dir: Path, manifest: dict) -> str:
+    """An experiment's name in titles: its folder's (``--name``, as ``finals.md`` and
+    ``best_configs.yaml`` say, e.g. ``mlc_mnist-smoke``), with the space file's ``name`` beside it
+    where it differs."""
+    name = Path(exp_dir).resolve().name
+    space_name = (manifest.get("space") or {}).get("name", name)
+    return name if space_name == name else f"{name} (space {space_name})"
+
+
 def read_manifest(exp_dir: Path, keys=("space", "methods", "settings")) -> dict:
     """``experiment.yaml``: what the search was asked for (a mapping holding at least ``keys``).
     A file that is not: :class:`~tune_lnl.errors.CorruptFileError`."""
@@ -265,6 +286,20 @@ def summarize_run(history: list[dict], last_k: int) -> dict:
     tail = tests[-last_k:]
     return {"best": tests[i_best], "best_epoch": int(history[i_best]["epoch"]), "proxy": history[i_best]["proxy"],
             "last": sum(tail) / len(tail), "oracle_max": max(tests), "epochs": len(history)}
+
+
+def last_epochs_words(last_k: int, epochs: list[int]) -> str:
+    """What "last" averaged, in words: ``"mean of the last 10 epochs"``, or the real count when the
+    runs (``epochs``: each run's length) are shorter than ``last_k`` (``"mean of the last 6 epochs"``,
+    ``"mean of the last 4-6 epochs"`` when they differ): :func:`summarize_run` averages what exists."""
+    span = last_epochs_span(last_k, epochs)
+    return f"mean of the last {span} epoch{'' if span == '1' else 's'}"
+
+
+def last_epochs_span(last_k: int, epochs: list[int]) -> str:
+    """How many epochs "the last ``last_k``" are for runs of these lengths: ``"10"``, ``"6"``, ``"4-6"``."""
+    counts = sorted({min(last_k, int(e)) for e in epochs if int(e) > 0}) or [last_k]
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

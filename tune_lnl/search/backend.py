@@ -103,6 +103,14 @@ class SearchBackend(abc.ABC):
                 raise ConfigError(f"--{key.replace('_', '-')} {meaning} (--backend {name} has no such option)")
         return {key: value for key, value in given.items() if key in cls.options}
 
+    @classmethod
+    def trial_slots(cls, space, options: dict) -> tuple[int, int]:
+        """``(trials at a time, CPU threads each)`` a run with ``options`` would get (what ``--plan``
+        divides the work by): by default this machine's (its CPUs over ``search.cpus_per_trial``,
+        on a GPU at most ``1 / search.gpus_per_trial`` per GPU)."""
+        from .studies import local_slots
+        return local_slots(space)
+
     def open(self, python_path: str) -> None:
         """Start what the search needs (a cluster, ...) before any study is opened; worker
         processes it starts get ``python_path`` as their ``PYTHONPATH`` (the user's plugins)."""

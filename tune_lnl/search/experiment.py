@@ -15,8 +15,10 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -25,6 +27,7 @@ from ..config import DICT_LABEL, check_folder_name, load_experiment
 from ..data import check_data, resolve_data_root
 from ..errors import (
     ConfigError,
+    Interrupted,
     SearchError,
     TuneLNLError,
     argument_error,
@@ -50,6 +53,8 @@ from ..results.runs import (
 from ..results.storage import is_uri, join, local_copy, pull, push, remote_exists
 from .backend import BUILTIN, Plan, SearchBackend, backend_class, backend_names, choose_backend
 from .backend import resolve_backend as resolve_backend  # (re-exported: tune_lnl.search.resolve_backend)
+from .estimate import Estimate, plan_for
+from .progress import Progress, Reporter, attached
 from .studies import MAX_WORKERS, Job, finish_search, searched_best
 
 #: what ``--resume`` reads of ``experiment.yaml`` (and compares with the command)
@@ -149,13 +154,28 @@ def _start_backend(backend: SearchBackend, python_path: str) -> SearchBackend:
     return backend
 
 
-def run_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
-                   settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
-                   paper_only=False, smoke=False, one_study_at_a_time=False) -> Result:
-    """Search, select by the proxy, retrain with the final seeds, export; see the module docstring."""
-    num_samples, seeds, workers, methods, settings = checked_arguments(locals())  # first: locals() = the arguments
-    exp = load_experiment(space, smoke_mode=smoke)
-    name = experiment_name(exp, name, smoke)  # before anything is written
+@dataclass(frozen=True)
+class Request:
+    """A run request checked by :func:`checked_request` (what a search and ``--plan`` share)."""
+    exp: object
+    name: str
+    methods: list
+    settings: list
+    trials: int
+    seeds: int
+    backend: str
+    backend_cls: type
+    options: dict
+    data_root: Path
+
+
+def checked_request(args: dict) -> Request:
+    """:func:`run_experiment`'s arguments (``args``) checked by type, then by value, and the data
+    found, before anything is written (:class:`ConfigError` / ``DataError`` otherwise)."""
+    num_samples, seeds, workers, methods, settings = checked_arguments(args)
+    smoke, paper_only = args["smoke"], args["paper_only"]
+    exp = load_experiment(args["space"], smoke_mode=smoke)
+    name = experiment_name(exp, args["name"], smoke)  # before anything is written
     methods = _pick("methods", methods, list(exp.methods))
     settings = _pick("settings", settings, exp.settings)
     n_trials = exp.first.num_samples if num_samples is None else num_samples  # 0 is refused,
@@ -168,9 +188,29 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
         raise ConfigError(f"--seeds must lie in [1, 100], got {n_seeds}")
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"--workers must lie in [1, {MAX_WORKERS}], got {workers}")
-    backend, backend_cls, options = choose_backend(backend, address=address, workers=workers)
-    data_root = resolve_data_root(data_root)
+    backend, backend_cls, options = choose_backend(args["backend"], address=args["address"], workers=workers)
+    data_root = resolve_data_root(args["data_root"])
     check_data(exp.dataset, data_root, exp.dataset_options)  # before any trial, naming the folder to fill
+    return Request(exp, name, methods, settings, n_trials, n_seeds, backend, backend_cls, options, data_root)
+
+
+def plan_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
+                    settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
+                    paper_only=False, smoke=False, one_study_at_a_time=False, progress=None) -> Estimate:
+    """What :func:`run_experiment` with the same arguments would train and how long that takes
+    here (:class:`~tune_lnl.search.estimate.Estimate`); trains nothing, writes nothing."""
+    return plan_for(checked_request(locals()), storage_path, paper_only)
+
+
+def run_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
+                   settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
+                   paper_only=False, smoke=False, one_study_at_a_time=False, progress=None) -> Result:
+    """Search, select by the proxy, retrain with the final seeds, export; see the module docstring.
+    ``progress``: see :func:`tune_lnl.run`."""
+    request = checked_request(locals())  # first: locals() = the arguments
+    exp, name, methods, settings = request.exp, request.name, request.methods, request.settings
+    n_trials, n_seeds, data_root = request.trials, request.seeds, request.data_root
+    backend, backend_cls, options = request.backend, request.backend_cls, request.options
     if not address:
         check_device(exp)
     remote = _remote(storage_path, name, backend, backend_cls, resume)  # a URI: runs there, a working copy here
@@ -206,12 +246,15 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
             try:
                 plan = Plan(data_root, n_trials, list(range(1, n_seeds + 1)), resume,
                             exp.first.search.studies_at_once and not one_study_at_a_time)
-                _run(exp, runner, methods, settings, plan, paper_only)
+                _run(exp, runner, methods, settings, plan, paper_only,
+                     _progress(request, storage_path, paper_only, exp_dir, plan, progress))
                 if remote:  # the remote folder alone is the whole experiment
                     push(exp_dir, remote, only=_ours(exp_dir))
                     print(f"uploaded to {remote}", flush=True)
             finally:
                 runner.close()
+    except KeyboardInterrupt as exc:  # Ctrl-C: the backend has stopped what ran (search/interrupt.py)
+        raise Interrupted(signum=getattr(exc, "signum", signal.SIGINT), started=man_path.exists()) from None
     except Exception as exc:  # a write failed for lack of space: one message (nothing finished is lost)
         if disk_full(exc):  # (before experiment.yaml exists, the same command without --resume)
             raise SearchError(disk_full_message(exc, exp_dir, resume=man_path.exists())) from None
@@ -227,6 +270,25 @@ def _remove_temporaries(exp_dir: Path) -> None:
     if removed:
         print(f"note: removed {len(removed)} temporary file(s) that cut-off writes left in {exp_dir} (e.g. "
               f"{removed[0].relative_to(exp_dir)})", flush=True)
+
+
+def _progress(request: Request, storage_path, paper_only: bool, exp_dir: Path, plan: Plan, progress):
+    """``watch(jobs)`` for :func:`_run`: prints the estimate (:func:`plan_for`) and returns the
+    :class:`Reporter` of the jobs' progress, which calls ``progress`` (a callable) at each update;
+    None: a tqdm bar when a person watches (a terminal, a notebook); False: no callback, no bar."""
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise argument_error("progress", "a function of one ProgressUpdate, True, False or None", progress)
+
+    def watch(jobs) -> Reporter:
+        estimate = plan_for(request, storage_path, paper_only)
+        print(estimate.line(), flush=True)
+        if estimate.warning():
+            print(estimate.warning(), flush=True)
+        rate = estimate.trial_epochs / estimate.seconds if estimate.seconds > 0 else None
+        tracker = Progress(exp_dir, jobs, 0 if paper_only else plan.num_samples, len(plan.seeds), rate)
+        bar = progress is True or (progress is None and attached())
+        return Reporter(tracker, progress if callable(progress) else None, bar=bar)
+    return watch
 
 
 def experiment_name(exp, name, smoke: bool) -> str:
@@ -281,9 +343,9 @@ def _as_search_error():
         raise SearchError(str(exc)) from exc
 
 
-def _run(exp, backend: SearchBackend, methods, settings, plan: Plan, paper_only: bool) -> None:
+def _run(exp, backend: SearchBackend, methods, settings, plan: Plan, paper_only: bool, watch=None) -> None:
     """The searches and finals of ``methods`` x ``settings`` on ``backend``, then the exports,
-    the fidelity table and the report."""
+    the fidelity table and the report. ``watch(jobs)``: a :class:`Reporter` of their progress."""
     exp_dir, data_root, num_samples, n_seeds = backend.exp_dir, plan.data_root, plan.num_samples, len(plan.seeds)
     print(f"experiment: {exp_dir}\nbackend: {backend.name}; methods: {', '.join(methods)}; settings: "
           f"{', '.join(settings)}; "
@@ -298,6 +360,7 @@ def _run(exp, backend: SearchBackend, methods, settings, plan: Plan, paper_only:
                         "selected_by": "the file's paper values (--paper-only: no search)"}
         elif (exp_dir / "search" / job.method / job.setting / ".done").exists():  # never rerun
             job.best = searched_best(job, backend.load_study(job.key), data_root)
+    reporter = watch(jobs) if watch is not None else None
 
     def write_best():  # the searches ended so far (all of them at the end)
         best: dict[str, dict] = {}
@@ -311,10 +374,12 @@ def _run(exp, backend: SearchBackend, methods, settings, plan: Plan, paper_only:
         write_best()
         if backend.remote:  # what a search can resume from elsewhere, as soon as it exists
             push(exp_dir, backend.remote, only=_ours(exp_dir))
+        if reporter is not None:
+            reporter.report()  # the status line at the end of each study
 
     if any(job.best is not None for job in jobs):
         write_best()
-    with _as_search_error():
+    with _as_search_error(), (reporter or contextlib.nullcontext()):
         done = backend.run_jobs(jobs, plan, on_search_done)
     write_best()
     runs: dict[str, dict] = {method: {} for method in methods}

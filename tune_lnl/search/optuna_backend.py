@@ -54,17 +54,18 @@ from ..errors import CheckpointError, SearchError, disk_full, disk_full_message
 from ..results.recorder import CHECKPOINT, WORKER, RunRecorder  # noqa: F401 -- (CHECKPOINT: the tests')
 from ..results.runs import JOURNAL, OUTCOME, journal_storage, read_history  # noqa: F401 -- (OUTCOME: likewise)
 from .backend import Finals, OnSearchDone, Plan, SearchBackend
+from .interrupt import sigint_blocked
 from .studies import (
     FAILURES,
     MAX_WORKER_RETRIES,
     METRIC,
     Job,
     distributions,
+    local_slots,
     log_failure,
     run_dirs,
     rungs,
     setting_seed,
-    slots,
     study_cap,
     study_name,
 )
@@ -110,12 +111,7 @@ def make_pruner(space: SpaceConfig, epochs: int):
 def workers_for(space: SpaceConfig, requested: int | None = None) -> tuple[int, int]:
     """``(worker processes, torch threads each)``: one worker per ``cpus_per_trial`` CPUs; on a
     GPU also at most ``1 / gpus_per_trial`` per GPU (0.125: eight trials packed on one GPU)."""
-    import torch
-    gpus = torch.cuda.device_count() if space.device != "cpu" and torch.cuda.is_available() else 0
-    cpt, n = slots(os.cpu_count() or 1, gpus, space.search.cpus_per_trial, space.search.gpus_per_trial)
-    if requested:
-        n = int(requested)
-    return n, max(1, int(cpt))
+    return local_slots(space, requested)
 
 
 @contextmanager
@@ -307,6 +303,7 @@ def _run_trial(task: dict, slot: int, conn, studies: dict) -> None:
     state, error, epoch = train_run(cfg, run_root / name, tb_root / name, on_epoch)
     value = read_history(run_root / name)
     last = float(value[-1][METRIC]) if value else None
+    RunRecorder(run_root / name).finish(state, error, epoch)  # as Ray's trials: progress sees it ended
     if state == "failed":
         study.tell(trial.number, state=TrialState.FAIL)
         log_failure(exp_dir / FAILURES, key, trial.number, "method", error, epoch, cfg, run_root / name)
@@ -386,9 +383,10 @@ class _WorkerProcess:
         root = str(Path(__file__).resolve().parents[2])  # the folder holding tune_lnl/ and trainables/
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([root] + [p for p in os.environ.get(
             "PYTHONPATH", "").split(os.pathsep) if p])}
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(there.fileno()), str(slot), str(threads),
-             str(os.getpid())], pass_fds=(there.fileno(),), stderr=subprocess.PIPE, env=env)
+        with sigint_blocked():  # Ctrl-C is the driver's to handle (it stops its workers)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", WORKER_MODULE, str(there.fileno()), str(slot), str(threads),
+                 str(os.getpid())], pass_fds=(there.fileno(),), stderr=subprocess.PIPE, env=env)
         there.close()
         here.send(list(sys.path))
         self.conn, self.pid, self.ready = here, self.popen.pid, False
@@ -538,7 +536,6 @@ class WorkerPool:
               + f", {len(self.jobs)} x {len(seeds)} final runs ({self.already} already done); {self.n} worker "
               f"processes ({self.threads} thread(s) each); "
               + ("every study at once" if self.plan.at_once else "one study at a time, then the finals"), flush=True)
-        last = time.monotonic()
         for slot in range(self.n if self.searches or self.todo else 0):  # (none when everything had ended)
             self._spawn(slot)
         try:
@@ -551,10 +548,7 @@ class WorkerPool:
                     if not self.pool:
                         raise SearchError(f"{self.exp_dir}: stopped with work left: worker processes kept dying; "
                                           f"see {self.exp_dir / FAILURES} and the run folders")
-                self._collect()
-                if time.monotonic() - last >= 30.0:
-                    last = time.monotonic()
-                    self._print_status()
+                self._collect()  # (the status line with the ETA: tune_lnl.search.progress, for every backend)
         finally:
             self._stop()
         out = self._finals_done()
@@ -660,14 +654,6 @@ class WorkerPool:
                 w.search.assigned.pop(w.slot, None)
             w.task = w.search = None
 
-    def _print_status(self) -> None:
-        done_finals = sum(RunRecorder(r["run_dir"]).ended() for j in self.jobs if j.best is not None
-                          for r in self._final_runs(j))
-        print(f"[status] searches ended {sum(x.ended for x in self.searches)}/{len(self.searches)}, trials running "
-              f"{sum(len(x.assigned) for x in self.searches)}; finals done {done_finals}/"
-              f"{len(self.plan.seeds) * len(self.jobs)}, running "
-              f"{sum(w.task is not None and w.task['kind'] == 'final' for w in self.pool.values())}", flush=True)
-
     # -- deaths ----------------------------------------------------------------------------------
     def _died(self, w: _Worker) -> None:
         """A worker ended: its trial is released, its final run requeued (or failed past its
@@ -761,3 +747,7 @@ class OptunaBackend(SearchBackend):
 
     def load_study(self, key: str):
         return load_study(self.exp_dir, key)
+
+    @classmethod
+    def trial_slots(cls, space, options: dict) -> tuple[int, int]:
+        return workers_for(space, options.get("workers"))

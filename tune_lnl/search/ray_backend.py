@@ -20,6 +20,8 @@ import math
 import multiprocessing as mp
 import os
 import re
+import signal
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -33,7 +35,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from ..config import SpaceConfig
-from ..errors import SearchError
+from ..errors import Interrupted, SearchError
 from ..methods.ray_adapter import MethodTrainable
 from ..methods.registry import BUILTIN
 from ..plugins import load_object
@@ -41,6 +43,7 @@ from ..results.recorder import WORKER, RunRecorder
 from ..results.runs import sqlite_url
 from ..results.storage import join, pull, remote_exists
 from ..results.tensorboard import RunWriter
+from .interrupt import hurry, sigint_blocked
 from .studies import (
     FAILURES,
     MAX_WORKER_RETRIES,
@@ -185,7 +188,7 @@ class RecorderCallback(tune.Callback):
 
     def _params(self, trial) -> None:
         self.seen.add(trial.trial_id)
-        RunRecorder(trial.local_path).params({**self.base, **trial.config})
+        _recorder(trial).params({**self.base, **trial.config})
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._params(trial)
@@ -193,6 +196,7 @@ class RecorderCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if trial.trial_id not in self.seen:  # (a restored run's trial: Ray's logger rewrote the file)
             self._params(trial)
+        _recorder(trial).tracked_epoch(result)  # (Ray's logger wrote the line; a tracker gets it)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
@@ -200,11 +204,17 @@ class RecorderCallback(tune.Callback):
             state = "failed"
         else:
             state = "complete" if int(r.get("training_iteration", self.epochs)) >= self.epochs else "pruned"
-        RunRecorder(trial.local_path).finish(state, r.get("error"), r.get("epoch"))
+        _recorder(trial).finish(state, r.get("error"), r.get("epoch"))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        RunRecorder(trial.local_path).finish("failed", f"its worker process died ({MAX_WORKER_RETRIES} retries)",
-                                             (trial.last_result or {}).get("epoch"), kind=WORKER)
+        _recorder(trial).finish("failed", f"its worker process died ({MAX_WORKER_RETRIES} retries)",
+                                (trial.last_result or {}).get("epoch"), kind=WORKER)
+
+
+def _recorder(trial) -> RunRecorder:
+    """The recorder of a Ray trial's folder: Ray's local (staging) folder, synced by Ray to
+    ``trial.path``, the run's folder in the experiment (what a tracker names the run by)."""
+    return RunRecorder(trial.local_path, tracked_as=getattr(trial, "path", None))
 
 
 def run_name(trial) -> str:
@@ -237,20 +247,11 @@ class TensorBoardCallback(tune.Callback):
 
 
 class ProgressCallback(tune.Callback):
-    """Concise progress: one line per finished trial and a status line every ``every`` seconds."""
+    """Concise progress: one line per finished trial (the status line with the ETA, over every
+    study: :mod:`tune_lnl.search.progress`, for every backend)."""
 
-    def __init__(self, label: str, total: int, every: float = 30.0):
-        self.label, self.total, self.done, self.every = label, total, 0, every
-        self.last_print = time.monotonic()
-        self.best = float("-inf")
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.best = max(self.best, result.get(METRIC, float("-inf")))
-        if time.monotonic() - self.last_print >= self.every:
-            self.last_print = time.monotonic()
-            running = sum(t.status == "RUNNING" for t in trials)
-            print(f"[{self.label}] {self.done}/{self.total} finished, {running} running; "
-                  f"best {METRIC} so far {self.best:.4f}", flush=True)
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
@@ -335,6 +336,17 @@ def _fetch(run_path: str, remote: str | None, run_root: Path) -> None:
         pull(run_path, run_root)
 
 
+
+def _fit(tuner):
+    """``tuner.fit()``; in a driver process asked to stop (:func:`_stop_when_asked`), the Tune
+    run it ended (its state saved one last time) raises :class:`Interrupted` instead of
+    returning: its trials did not finish."""
+    results = tuner.fit()
+    if _STOP is not None and _STOP.is_set():
+        raise Interrupted(started=True)
+    return results
+
+
 def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: Path, num_samples: int,
                    resume: bool = False, cap: int | None = None, remote: str | None = None):
     """Run (or resume) the search of one method's setting, at most ``cap`` trials at a time
@@ -369,7 +381,7 @@ def search_setting(space: SpaceConfig, setting: str, exp_dir: Path, data_root: P
     tuner = _restore_or_new(run_path, remote, trainable, resume, f"{key} search", new_tuner)
     print(f"[{key}] search: {num_samples} trials, {concurrency} at a time, resources {request} each",
           flush=True)
-    tuner.fit()
+    _fit(tuner)
     _fetch(run_path, remote, run_root)
     return load_study(exp_dir, key)
 
@@ -395,7 +407,7 @@ def finals_setting(space: SpaceConfig, setting: str, config: dict, exp_dir: Path
     storage, run_path = _where(exp_dir, "finals", space.method, setting, remote)
     tuner = _restore_or_new(run_path, remote, trainable, resume, f"{key} finals", new_tuner)
     print(f"[{key}] finals: {len(seeds)} seeds x {config['epochs']} epochs", flush=True)
-    results = tuner.fit()
+    results = _fit(tuner)
     _fetch(run_path, remote, run_root)
     histories = {}
     for r in results:
@@ -457,10 +469,53 @@ def _exit_with_parent() -> None:
             os._exit(3)
 
 
-def _connect(address: str, runtime_env: dict | None) -> None:
-    import threading
+def _missing_checkpoint(record: logging.LogRecord) -> bool:
+    """Tune's ``ERROR ... Error handling checkpoint ... FileNotFoundError: Path not found:
+    .../checkpoint_000025`` (with its traceback) on ``--resume``: the restored run remembers a
+    checkpoint older than its last two, which the trial had deleted itself after Tune's last
+    saved state (``num_to_keep``), and fails to delete it again; the new checkpoint is kept.
+    Harmless, so that record (that one only) is dropped."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(exc, FileNotFoundError) and "Path not found" in str(exc)
+                and "Error handling checkpoint" in record.getMessage())
 
+
+def quiet_missing_checkpoints() -> None:
+    """Installs :func:`_missing_checkpoint` on Tune's controller logger in this process (once)."""
+    controller_log = logging.getLogger("ray.tune.execution.tune_controller")
+    if _missing_checkpoint not in controller_log.filters:
+        controller_log.addFilter(_missing_checkpoint)
+
+
+#: (a driver process) set by the main process when the experiment is interrupted
+_STOP = None
+
+
+def _stop_when_asked(stop) -> None:
+    """A driver process's thread: once the main process sets ``stop`` (Ctrl-C), SIGUSR1 to this
+    process every second, which Tune's own handler (installed while ``fit`` runs) takes as "end
+    the run, save its state one last time"; outside ``fit`` it is ignored, so a run that starts
+    after the request still gets one. Tune's messages about it (the stop signal, "resume with
+    Tuner.restore", the trials that did not complete) are dropped: the main process prints the
+    one line that says how to resume."""
+    stop.wait()
+    for name in ("ray", "ray.tune", "ray.tune.tune", "ray.train"):  # (a level of its own is not inherited)
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    while True:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(1.0)
+
+
+def _connect(address: str, runtime_env: dict | None, stop=None) -> None:
+    """A driver process's start: SIGINT stays blocked (it was when the process started: the
+    terminal's Ctrl-C is the main process's to handle), SIGUSR1 asks Tune to stop (above)."""
+    global _STOP
     import ray
+    _STOP = stop
+    quiet_missing_checkpoints()
+    signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    if stop is not None:
+        threading.Thread(target=_stop_when_asked, args=(stop,), daemon=True).start()
     threading.Thread(target=_exit_with_parent, daemon=True).start()
     ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     _unique_staging_folders()
@@ -477,6 +532,21 @@ def _finals_task(job: Job, exp_dir: Path, seeds: list[int], resume: bool, remote
     return finals_setting(job.space, job.setting, job.best["config"], exp_dir, seeds, resume=resume, remote=remote)
 
 
+
+def _stop_drivers(ex: ProcessPoolExecutor, running: dict, stop, patience: float = 120.0) -> None:
+    """Every driver process's Tune run ends (:func:`_stop_when_asked`: Tune saves its state one
+    last time and stops its trials); after ``patience`` seconds, or at once after a second
+    Ctrl-C (:func:`~tune_lnl.search.interrupt.hurry`), the drivers left are killed (SIGKILL:
+    SIGTERM made each print Ray's C++ stack dump; ``--resume`` continues from the last saved
+    state either way)."""
+    stop.set()
+    deadline = time.monotonic() + patience
+    while not all(f.done() for f in running) and not hurry() and time.monotonic() < deadline:
+        wait(running, timeout=0.2)
+    if not all(f.done() for f in running):
+        for proc in list(getattr(ex, "_processes", {}).values()):
+            proc.kill()
+
 def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, seeds: list[int], resume: bool,
              on_search_done, at_once: bool = True, runtime_env: dict | None = None,
              remote: str | None = None) -> dict[tuple[str, str], dict[int, list[dict]]]:
@@ -488,6 +558,7 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
     taken first as soon as its search has ended. Otherwise one study after another in this
     process, then the finals. Returns (method, setting) -> seed -> metric history."""
     import ray
+    quiet_missing_checkpoints()  # (the runs in this process; each driver process installs it too)
     if not at_once:
         for job in jobs:
             if job.best is None:
@@ -508,25 +579,27 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
     out: dict[tuple[str, str], dict[int, list[dict]]] = {}
     errors: list[str] = []  # a study that cannot produce a result does not stop the others
     gcs = ray.get_runtime_context().gcs_address
+    stop = mp.get_context("spawn").Event()
     ex = ProcessPoolExecutor(n_drivers, mp_context=mp.get_context("spawn"), initializer=_connect,
-                             initargs=(gcs, runtime_env))
+                             initargs=(gcs, runtime_env, stop))
     running: dict = {}
     try:
         while searches or finals or running:
-            while len(running) < n_drivers and (searches or finals):
-                if finals:  # the longest work first
-                    job = finals.popleft()
-                    running[ex.submit(_finals_task, job, exp_dir, seeds, resume, remote)] = ("finals", job)
-                else:  # its cap from the searches still open now (a Tune run keeps it to its end)
-                    job = searches.popleft()
-                    still_open = len(searches) + 1 + sum(kind == "search" for kind, _ in running.values())
-                    cap = study_cap(job.space.search.max_concurrent_per_study, num_samples, n_slots, still_open)
-                    # and at most an even share among the drivers: a Tune run keeps the actors it
-                    # got until it ends (reuse_actors), so a larger cap lets the first driver to
-                    # start hold every slot while the other studies wait for it
-                    cap = min(cap, math.ceil(n_slots / n_drivers))
-                    running[ex.submit(_search_task, job, exp_dir, data_root, num_samples, resume,
-                                      cap, remote)] = ("search", job)
+            with sigint_blocked():  # a driver process that a submit starts inherits it (see .interrupt)
+                while len(running) < n_drivers and (searches or finals):
+                    if finals:  # the longest work first
+                        job = finals.popleft()
+                        running[ex.submit(_finals_task, job, exp_dir, seeds, resume, remote)] = ("finals", job)
+                    else:  # its cap from the searches still open now (a Tune run keeps it to its end)
+                        job = searches.popleft()
+                        still_open = len(searches) + 1 + sum(kind == "search" for kind, _ in running.values())
+                        cap = study_cap(job.space.search.max_concurrent_per_study, num_samples, n_slots, still_open)
+                        # and at most an even share among the drivers: a Tune run keeps the actors it
+                        # got until it ends (reuse_actors), so a larger cap lets the first driver to
+                        # start hold every slot while the other studies wait for it
+                        cap = min(cap, math.ceil(n_slots / n_drivers))
+                        running[ex.submit(_search_task, job, exp_dir, data_root, num_samples, resume,
+                                          cap, remote)] = ("search", job)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in done:
                 kind, job = running.pop(f)
@@ -543,9 +616,8 @@ def run_jobs(jobs: list[Job], exp_dir: Path, data_root: Path, num_samples: int, 
                 except SearchError as exc:
                     errors.append(str(exc))
     finally:
-        if running:  # interrupted or failed: stop the other drivers now (Ray stops their trials)
-            for proc in list(getattr(ex, "_processes", {}).values()):
-                proc.terminate()
+        if running:  # interrupted or failed: stop the other drivers (Ray stops their trials)
+            _stop_drivers(ex, running, stop)
         ex.shutdown(wait=True, cancel_futures=True)
     if errors:
         raise SearchError("; ".join(errors))

@@ -35,6 +35,8 @@ class RayBackend(SearchBackend):
         (the folders must exist on every node)."""
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # our TensorBoard callback replaces Ray's
+        # Ctrl-C is ours (search/interrupt.py): Tune's own handler ended a run as if it had finished
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         import ray
         address = self.config["address"]

@@ -17,7 +17,8 @@ from ..errors import SearchError
 from ..results.runs import atomic_write, study_name
 
 __all__ = ["METRIC", "FAILURES", "MAX_WORKERS", "MAX_WORKER_RETRIES", "Job", "setting_seed", "study_name",
-           "distributions", "rungs", "slots", "study_cap", "run_dirs", "best_config", "searched_best", "finish_search",
+           "distributions", "rungs", "slots", "local_slots", "study_cap",
+           "run_dirs", "best_config", "searched_best", "finish_search",
            "log_failure", "search_stats"]
 
 #: what trials report, what the pruner compares and what Optuna records: the running maximum of
@@ -76,6 +77,17 @@ def slots(cpus: float, gpus: float, cpus_per_trial: float, gpus_per_trial: float
     if gpus > 0 and gpus_per_trial > 0:
         n = min(n, max(1, int(gpus // gpus_per_trial)))
     return cpt, n
+
+
+def local_slots(space, requested: int | None = None) -> tuple[int, int]:
+    """``(trials at a time, CPU threads each)`` on this machine: :func:`slots` from its CPUs and
+    (unless ``space.device`` is the CPU) its GPUs; ``requested`` (``--workers``) replaces the count."""
+    import os
+
+    import torch
+    gpus = torch.cuda.device_count() if space.device != "cpu" and torch.cuda.is_available() else 0
+    cpt, n = slots(os.cpu_count() or 1, gpus, space.search.cpus_per_trial, space.search.gpus_per_trial)
+    return (int(requested) if requested else n), max(1, int(cpt))
 
 
 def study_cap(cap, num_samples: int, n_slots: int, n_studies: int) -> int:

@@ -36,25 +36,25 @@ def test_search_regret_and_negative_correlation_by_hand():
     f = fidelity.search_fidelity(trials, "noisy_val")
     assert f["search_tau"] == pytest.approx(-1 / 3)
     assert f["search_rho"] == pytest.approx(-0.5)
-    assert f["search_regret"] == pytest.approx(100 * (0.6 - 0.9))  # -30 percentage points
+    assert f["search_regret"] == pytest.approx(100 * (0.9 - 0.6))  # 30 percentage points (>= 0 by definition)
     assert (f["search_selected_test"], f["search_oracle_test"]) == pytest.approx((60.0, 90.0))
 
 
 def test_proxy_ties_select_the_first_trial():
     trials = [_run([0.5], [0.6]), _run([0.5], [0.9])]
-    assert fidelity.search_fidelity(trials, "noisy_val")["search_regret"] == pytest.approx(-30.0)
+    assert fidelity.search_fidelity(trials, "noisy_val")["search_regret"] == pytest.approx(30.0)
 
 
 def test_finals_fidelity_by_hand():
     seed1 = _run([0.2, 0.5, 0.4], [0.7, 0.8, 0.9])
-    # proxy-best epoch 2 -> 0.8, oracle epoch 3 -> 0.9: regret -10 pp
+    # proxy-best epoch 2 -> 0.8, oracle epoch 3 -> 0.9: regret 10 pp
     # tau: (1,2) conc, (1,3) conc, (2,3) disc -> 1/3; P ranks 1, 3, 2 vs 1, 2, 3 -> rho = 1 - 6*2/24 = 0.5
     seed2 = _run([0.1, 0.2, 0.3], [0.5, 0.6, 0.7])  # perfect: tau = rho = 1, regret 0
     f = fidelity.finals_fidelity([seed1, seed2], "noisy_val")
     assert f["seeds"] == 2
     assert f["finals_tau"] == pytest.approx((1 / 3 + 1) / 2)
     assert f["finals_rho"] == pytest.approx((0.5 + 1) / 2)
-    assert f["finals_regret"] == pytest.approx((-10.0 + 0.0) / 2)
+    assert f["finals_regret"] == pytest.approx((10.0 + 0.0) / 2)
 
 
 def test_undefined_correlations_are_nan_and_unlogged_proxies_absent():
