@@ -363,3 +363,20 @@ def test_train_prints_its_epochs_unless_quiet(tmp_path, capsys):
     assert train_main(["--config", str(space), "--setting", "sym-0.2", "--epochs", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and START_LINE.match(lines[0]) and EPOCH_LINE.match(lines[1]), lines
+
+
+def test_a_taken_name_is_refused_in_the_callers_words(tmp_path):
+    """A new experiment where one exists is refused before anything runs, naming the way to go on
+    both for the command line (--resume, --name) and for Python (resume=True, name=...)."""
+    _npz(tmp_path)
+    space = _arrays_space(tmp_path)
+    folder = tmp_path / "results" / "taken"
+    folder.mkdir(parents=True)
+    (folder / "experiment.yaml").write_text("space_file: elsewhere.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        tune_lnl.run(str(space), name="taken", storage_path=str(tmp_path / "results"), backend="optuna")
+    message = str(info.value)
+    assert "already holds an experiment" in message
+    assert "resume=True" in message and "name=" in message and "--resume" in message
+    assert (folder / "experiment.yaml").read_text() == "space_file: elsewhere.yaml\n"  # the record untouched
+    assert not (folder / "search").exists() and not (folder / "finals").exists()

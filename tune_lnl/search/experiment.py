@@ -202,6 +202,11 @@ def plan_experiment(space, *, data_root=None, storage_path="results", name=None,
     return plan_for(checked_request(locals()), storage_path, paper_only)
 
 
+#: why a new experiment is refused where one exists (the same words for the CLI and the Python API)
+TAKEN = ("already holds an experiment: continue it with --resume (Python: resume=True), or choose another name "
+         "with --name (Python: name=...)")
+
+
 def run_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
                    settings=None, seeds=None, resume=False, backend="auto", workers=None, address=None,
                    paper_only=False, smoke=False, one_study_at_a_time=False, progress=None) -> Result:
@@ -235,7 +240,7 @@ def run_experiment(space, *, data_root=None, storage_path="results", name=None, 
                 raise ConfigError(f"--resume: {exp_dir} holds a different experiment (space, methods, settings, "
                                   f"budget or --smoke differ)")
         elif man_path.exists():
-            raise ConfigError(f"{exp_dir} already holds an experiment: use --resume to continue it, or another --name")
+            raise ConfigError(f"{exp_dir} {TAKEN}")
         _remove_temporaries(exp_dir)
         atomic_write(man_path, yaml.safe_dump(json.loads(json.dumps(wanted)), sort_keys=False))
         if remote:
@@ -317,7 +322,7 @@ def _remote(storage_path, name: str, backend: str, backend_cls: type[SearchBacke
     except Exception as exc:  # noqa: BLE001 -- pyarrow: unknown scheme, no credentials, unreachable
         raise ConfigError(f"--storage-path {storage_path}: cannot open it ({type(exc).__name__}: {exc})") from None
     if held and not resume:
-        raise ConfigError(f"{remote} already holds an experiment: use --resume to continue it, or another --name")
+        raise ConfigError(f"{remote} {TAKEN}")
     if held:
         local = local_copy(storage_path, name)
         print(f"--resume: downloading {remote} into {local} ({pull(remote, local)} files)", flush=True)
