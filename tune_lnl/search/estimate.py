@@ -171,10 +171,14 @@ class Estimate:
 
     @property
     def long(self) -> bool:
-        return self.hours > LONG_HOURS
+        return self.hours > LONG_HOURS  # (False when unknown: NaN)
 
     def line(self) -> str:
-        """``estimated: N trial-epochs, H h on S slots (...)``."""
+        """``estimated: N trial-epochs, H h on S slots (...)``; the time unknown when a study's
+        epoch could not be timed (its calibration failed: the method's own error, said there)."""
+        if math.isnan(self.seconds):
+            return (f"estimated: {self.trial_epochs:,.0f} trial-epochs on {self.slots} slots (time unknown: "
+                    f"{next(s.source for s in self.studies if math.isnan(s.epoch_s))})")
         return (f"estimated: {self.trial_epochs:,.0f} trial-epochs, {self.hours:.2g} h on {self.slots} slots "
                 f"(about {duration(self.seconds)}; an estimate that assumes every slot busy)")
 
@@ -237,8 +241,12 @@ def epoch_seconds(space, setting: str, data_root, storage, threads: int, cache: 
             cache[key] = (earlier[0], f"earlier runs here ({earlier[1]} runs)")
         else:
             run = space.paper_run(setting, str(data_root))
-            cache[key] = (calibrate(run, threads), f"calibration ({CALIBRATION_BATCHES} batches + 1 evaluation, "
-                                                   f"{os.cpu_count()} CPUs here)")
+            try:
+                cache[key] = (calibrate(run, threads), f"calibration ({CALIBRATION_BATCHES} batches + 1 "
+                                                       f"evaluation, {os.cpu_count()} CPUs here)")
+            except Exception as exc:  # noqa: BLE001 -- the method's own failure is its trials' to report
+                cache[key] = (math.nan, f"the calibration of {space.method} failed ({type(exc).__name__}: "
+                                        f"{str(exc)[:200]}); its trials will say why")
     return cache[key]
 
 

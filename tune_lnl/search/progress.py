@@ -14,6 +14,7 @@ ended here (before that: the plan's estimate). :class:`Reporter` prints a status
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -125,7 +126,9 @@ class Progress:
         self.exp_dir, self.num_samples, self.seeds = Path(exp_dir), num_samples, seeds
         self.jobs = [(job.key, job.method, job.setting, job.space.epochs(job.setting),
                       *rungs(job.space, job.space.epochs(job.setting))) for job in jobs]
-        self.epochs_per_s, self.clock = epochs_per_s, clock
+        # (an unknown plan rate, NaN when a calibration failed, is no rate)
+        self.epochs_per_s = epochs_per_s if epochs_per_s and math.isfinite(epochs_per_s) else None
+        self.clock = clock
         self.count = LineCounter()
         self.t0 = clock()
         self.start: tuple[float, int] | None = None  # (when, epochs done) at the first epoch ended here

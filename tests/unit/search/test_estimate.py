@@ -93,3 +93,36 @@ def test_earlier_runs_in_the_storage_replace_the_calibration(tmp_path, data_root
                           data_root=data_root, storage_path=tmp_path)
     assert again.studies[0].epoch_s == 8.0 and "earlier runs" in again.studies[0].source
     assert est.studies[0].source.startswith("calibration")
+
+
+def test_a_study_that_cannot_be_timed_leaves_the_time_unknown_not_the_search():
+    """A method whose build fails (its trials will fail and say why) has no calibration: the
+    estimate keeps the trial-epochs and says the time is unknown, naming the failure."""
+    import math
+    failed = _study("x:Broken/sym-0.2", epoch_s=math.nan)
+    failed = StudyEstimate(**{**failed.__dict__, "source": "the calibration of x:Broken failed (ValueError: no)"})
+    est = Estimate(name="x", backend="optuna", slots=2, threads=1, studies=[_study(), failed])
+    assert est.line().startswith(f"estimated: {2 * (24 * expected_epochs(40, 3, 320) + 5 * 320):,.0f} trial-epochs "
+                                 f"on 2 slots (time unknown: the calibration of x:Broken failed (ValueError: no)")
+    assert est.warning() is None
+
+
+def test_the_calibration_of_a_method_that_cannot_build_is_reported_not_raised(tmp_path, data_root, repo):
+    from tune_lnl.config import load_experiment
+    from tune_lnl.search.estimate import epoch_seconds
+    (tmp_path / "broken.py").write_text(
+        "import tune_lnl\n\nclass Broken(tune_lnl.SingleNetwork):\n"
+        "    def build(self):\n        raise ValueError('cannot build (test)')\n\n"
+        "    def loss(self, logits, labels):\n        return logits.sum(1)\n")
+    import sys
+    sys.path.insert(0, str(tmp_path))
+    try:
+        exp = load_experiment({"name": "b", "method": "broken:Broken", "dataset": "mnist",
+                               "space": {"lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}},
+                               "settings": {"sym-0.2": {"noise": {"type": "symmetric", "rate": 0.2}}},
+                               "smoke": {"train_subset": 500, "test_subset": 100}}, smoke_mode=True)
+        seconds, source = epoch_seconds(exp.first, "sym-0.2", data_root, None, 1, {})
+    finally:
+        sys.path.remove(str(tmp_path))
+    import math
+    assert math.isnan(seconds) and "ValueError: cannot build (test)" in source

@@ -103,3 +103,8 @@ def test_the_reporter_calls_back_and_prints_the_line(tmp_path, jobs, capsys):
     assert got == [update] and capsys.readouterr().out.strip() == update.line()
     reporter.tick(print_line=False)
     assert len(got) == 2 and capsys.readouterr().out == ""
+
+
+def test_an_unknown_plan_rate_gives_an_unknown_eta_until_epochs_end(tmp_path, jobs):
+    u = _progress(tmp_path, jobs, Clock(), rate=float("nan")).compute({})
+    assert u.eta_s is None and "ETA unknown" in u.line()
