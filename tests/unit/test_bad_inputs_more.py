@@ -380,3 +380,20 @@ def test_a_taken_name_is_refused_in_the_callers_words(tmp_path):
     assert "resume=True" in message and "name=" in message and "--resume" in message
     assert (folder / "experiment.yaml").read_text() == "space_file: elsewhere.yaml\n"  # the record untouched
     assert not (folder / "search").exists() and not (folder / "finals").exists()
+
+
+def test_smoke_says_when_a_file_sets_no_smoke_budget(tmp_path, data_root, capsys):
+    """--smoke on a space whose smoke: section shrinks neither the data nor the epochs says so
+    (it would otherwise train the full budget silently); a file that sets them is not noted."""
+    from tune_lnl.search.experiment import checked_request
+    base = {"name": "s", "method": "ce", "dataset": "mnist", "paper": {"lr": 1.0e-3},
+            "space": {"lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}},
+            "settings": {"sym-0.2": {"noise": {"type": "symmetric", "rate": 0.2}}}}
+    args = dict(data_root=str(data_root), storage_path=str(tmp_path), name=None, num_samples=None, methods=None,
+                settings=None, seeds=None, resume=False, backend="optuna", workers=None, address=None,
+                paper_only=False, smoke=True, one_study_at_a_time=False, progress=None)
+    checked_request({**args, "space": base})
+    assert "--smoke keeps ce's whole training set and its full epochs" in capsys.readouterr().out
+    checked_request({**args, "space": {**base, "smoke": {"train_subset": 500}}})
+    assert "--smoke keeps" not in capsys.readouterr().out
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -191,7 +191,22 @@ def checked_request(args: dict) -> Request:
     backend, backend_cls, options = choose_backend(args["backend"], address=args["address"], workers=workers)
     data_root = resolve_data_root(args["data_root"])
     check_data(exp.dataset, data_root, exp.dataset_options)  # before any trial, naming the folder to fill
+    if smoke:
+        _note_full_smoke(exp, methods)
     return Request(exp, name, methods, settings, n_trials, n_seeds, backend, backend_cls, options, data_root)
+
+
+def _note_full_smoke(exp, methods: list[str]) -> None:
+    """``--smoke`` shrinks the data and the epochs only as far as the file's ``smoke:`` section
+    says (the shipped files all say it): a method whose section sets neither is trained on the
+    whole data for its full epochs, with only fewer trials and seeds. Said, not guessed at."""
+    for method in methods:
+        smoke = exp.methods[method].smoke
+        if "train_subset" not in smoke and "epochs" not in smoke.get("fixed", {}):
+            where = DICT_LABEL if exp.path is None else exp.path
+            print(f"note: {where}: --smoke keeps {method}'s whole training set and its full epochs (its smoke: "
+                  f"section sets neither train_subset nor fixed.epochs; only the trials and seeds shrink): add e.g. "
+                  f"smoke: {{train_subset: 3000, fixed: {{epochs: 3}}}}", flush=True)
 
 
 def plan_experiment(space, *, data_root=None, storage_path="results", name=None, num_samples=None, methods=None,
