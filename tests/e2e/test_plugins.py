@@ -1,9 +1,9 @@
 """A user's own method and data, end to end, from a folder OUTSIDE the package.
 
 The folder (made once per module) holds what a user would write: a copy of the plugin method
-``examples/sce/sce.py`` (symmetric cross entropy, named ``"sce:SCE"``), ``arrays.npz`` (5
+``examples/taylor_ce/taylor_ce.py`` (Taylor cross entropy, named ``"taylor_ce:TaylorCE"``), ``arrays.npz`` (5
 classes of 3-channel 32x32 uint8 images, N x H x W x C, a class colour plus seeded noise:
-learnable in 3 epochs) and ``space.yaml`` (``method: "sce:SCE"``, ``dataset: {type: arrays, path:
+learnable in 3 epochs) and ``space.yaml`` (``method: "taylor_ce:TaylorCE"``, ``dataset: {type: arrays, path:
 arrays.npz}``, a ``smoke:`` budget). Covered here:
 
 * the ``--smoke`` search through both backends, run as ``python -m tune_lnl.search`` from that
@@ -33,18 +33,18 @@ import pytest
 import torch
 import yaml
 
-METHOD = "sce:SCE"
+METHOD = "taylor_ce:TaylorCE"
 SETTING = "sym-0.4"
 KEY = f"{METHOD}/{SETTING}"
 NUM_SAMPLES, SEEDS, EPOCHS, LAST_K = 3, 2, 3, 2
 CLASSES, SIZE, N_TRAIN, N_TEST = 5, 32, 1000, 200
-PAPER = {"alpha": 0.01, "beta": 1.0}
-EXP = "sce_arrays-smoke"  # <name>-smoke
+PAPER = {"t": 2, "lr": 0.001}
+EXP = "taylor_ce_arrays-smoke"  # <name>-smoke
 TIMING = {"epoch_time", "train_time"}
 
 SPACE_YAML = f"""\
-# a user's experiment: their own method (sce.py in this folder) on their own images
-name: sce_arrays
+# a user's experiment: their own method (taylor_ce.py in this folder) on their own images
+name: taylor_ce_arrays
 method: "{METHOD}"
 dataset: {{type: arrays, path: arrays.npz}}
 proxy: noisy_val
@@ -52,9 +52,9 @@ search: {{num_samples: 20, grace_period: 10, reduction_factor: 3}}
 finals: {{seeds: 5, last_k: {LAST_K}}}
 fixed: {{model: mlp, batch_size: 64, epochs: 50}}
 space:
-  alpha: {{low: 0.001, high: 1.0, log: true}}
-  beta: {{low: 0.1, high: 10.0, log: true}}
-paper: {{alpha: {PAPER['alpha']}, beta: {PAPER['beta']}}}
+  t: {{low: 1, high: 6}}
+  lr: {{low: 0.0003, high: 0.003, log: true}}
+paper: {{t: {PAPER['t']}, lr: {PAPER['lr']}}}
 settings:
   {SETTING}: {{noise: {{type: symmetric, rate: 0.4}}}}
 smoke:
@@ -78,9 +78,9 @@ def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory, repo) -> Path:
-    """The user's project folder (outside the package): sce.py, arrays.npz, space.yaml."""
+    """The user's project folder (outside the package): taylor_ce.py, arrays.npz, space.yaml."""
     d = tmp_path_factory.mktemp("user_project")
-    shutil.copy(repo / "examples" / "sce" / "sce.py", d / "sce.py")
+    shutil.copy(repo / "examples" / "taylor_ce" / "taylor_ce.py", d / "taylor_ce.py")
     train_x, train_y = _images(N_TRAIN, 1)
     test_x, test_y = _images(N_TEST, 2)
     np.savez(d / "arrays.npz", train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y)
@@ -201,7 +201,7 @@ def test_search_selects_and_exports_under_the_import_path(cli_search, user_dir, 
     assert cfg["method"] == METHOD and cfg["dataset"] == "arrays"
     assert cfg["dataset_options"]["path"] == str((user_dir / "arrays.npz").resolve())
     assert cfg["noise_type"] == "symmetric" and cfg["noise_rate"] == 0.4 and cfg["epochs"] == EPOCHS
-    assert {"alpha", "beta", "A"} <= set(cfg) and cfg["A"] == -4.0  # the plugin's own keys
+    assert isinstance(cfg["t"], int) and 1 <= cfg["t"] <= 6  # the plugin's own key, searched
     trials = [_history(d) for d in _run_dirs(exp / "search" / METHOD / SETTING)]
     assert len(trials) == NUM_SAMPLES
     full = [t for t in trials if len(t) == EPOCHS]
@@ -211,7 +211,7 @@ def test_search_selects_and_exports_under_the_import_path(cli_search, user_dir, 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_finals_table_agrees_with_each_seeds_results(cli_search, backend):
-    """finals.csv: one row per seed for "sce:SCE"; accuracies in [0, 1]; ``best`` is the test
+    """finals.csv: one row per seed for "taylor_ce:TaylorCE"; accuracies in [0, 1]; ``best`` is the test
     accuracy at the first epoch of maximal proxy of that seed's result.json, ``last`` the mean of
     the last ``last_k`` epochs, ``oracle_max`` the maximum; each run went to the last epoch. The
     data is learnable: every seed's selected test accuracy is well above chance (1/5)."""
@@ -355,11 +355,11 @@ def test_sigkill_mid_trial_then_resume(user_dir, data_root, tmp_path):
 @pytest.fixture
 def in_process(user_dir, monkeypatch):
     """The user's folder on this process's path (and as cwd) for one test; afterwards the path,
-    PYTHONPATH, the imported ``sce`` module and tune_lnl's resolution caches are as before."""
+    PYTHONPATH, the imported ``taylor_ce`` module and tune_lnl's resolution caches are as before."""
     from tune_lnl import plugins
     from tune_lnl.data import registry as data_registry
     from tune_lnl.methods import registry as method_registry
-    had_sce = "sce" in sys.modules
+    had_taylor = "taylor_ce" in sys.modules
     monkeypatch.syspath_prepend(str(user_dir))  # sys.path restored afterwards (also what run() appends)
     monkeypatch.chdir(user_dir)
     monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # run() exports the plugin folders
@@ -367,8 +367,8 @@ def in_process(user_dir, monkeypatch):
     monkeypatch.setattr(data_registry, "_instances", dict(data_registry._instances))
     monkeypatch.setattr(plugins, "_roots", set(plugins._roots))
     yield user_dir
-    if not had_sce:
-        sys.modules.pop("sce", None)
+    if not had_taylor:
+        sys.modules.pop("taylor_ce", None)
 
 
 def test_exact_resume_of_the_plugin_method(in_process, data_root, tmp_path, monkeypatch):
@@ -382,12 +382,12 @@ def test_exact_resume_of_the_plugin_method(in_process, data_root, tmp_path, monk
     from tune_lnl.config import load_space
     from tune_lnl.methods import method_class
     cls = method_class(METHOD)
-    assert cls.__module__ == "sce" and cls.__name__ == "SCE"
+    assert cls.__module__ == "taylor_ce" and cls.__name__ == "TaylorCE"
     monkeypatch.chdir(tmp_path)
     cfg = load_space(in_process / "space.yaml", smoke_mode=True).paper_config(SETTING, str(data_root))
     assert cfg["dataset_options"]["path"] == str((in_process / "arrays.npz").resolve())
     cfg.update(epochs=4, device="cpu", seed=5)
-    assert cfg["method"] == METHOD and cfg["alpha"] == PAPER["alpha"] and cfg["beta"] == PAPER["beta"]
+    assert cfg["method"] == METHOD and cfg["t"] == PAPER["t"] and cfg["lr"] == PAPER["lr"]
     assert HELPER_TIMING == TIMING
     made = []
 
@@ -456,7 +456,7 @@ def test_api_run_matches_the_cli(cli_search, in_process, data_root, tmp_path):
 # -- f. bad input: the API's exception == the CLI's message -------------------------------------
 BAD = {
     "no_module": ("method", "no_such_module:X", "ConfigError"),
-    "no_class": ("method", "sce:NoSuchClass", "ConfigError"),
+    "no_class": ("method", "taylor_ce:NoSuchClass", "ConfigError"),
     "no_archive": ("dataset", {"type": "arrays", "path": "missing.npz"}, "DataError"),
 }
 

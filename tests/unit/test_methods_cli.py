@@ -3,8 +3,8 @@ registered by an installed package under the entry-point group ``tune_lnl.method
 declared hyperparameters, as aligned tables or ``--json``.
 
 The commands run as subprocesses with a fake installed package on their path (a
-``*.dist-info`` folder whose ``entry_points.txt`` registers the example plugin ``sce:SCE`` as
-``mysce`` and a method whose module does not exist as ``broken``). Expectations are typed here
+``*.dist-info`` folder whose ``entry_points.txt`` registers the example plugin ``taylor_ce:TaylorCE``
+as ``mytaylor`` and a method whose module does not exist as ``broken``). Expectations are typed here
 by hand: the built-in names, the papers' values (GCE q = 0.7 in (0, 1], MLC lambda = 1000 for
 sym-0.2, IMAE T = 8 under noise, SCE alpha 0.1 / beta 1.0 / A = -4), and a space file accepting
 every listed key with its listed default."""
@@ -20,7 +20,9 @@ import pytest
 from tune_lnl.config import load_experiment
 
 REPO = Path(__file__).resolve().parents[2]
-BUILTINS = ["ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor", "mlc"]
+BUILTINS = ["ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor", "mlc",
+            "sce", "nce_rce", "gls", "bootstrap", "peer", "elr", "sop",
+            "volminnet", "cores", "forward_t", "backward_t", "t_revision"]
 TUNE_LNL = Path(sys.executable).with_name("tune-lnl")  # the console script of this environment
 
 
@@ -28,11 +30,11 @@ TUNE_LNL = Path(sys.executable).with_name("tune-lnl")  # the console script of t
 def plugin_dir(tmp_path_factory) -> Path:
     """A folder holding the example plugin and a fake installed package registering it."""
     d = tmp_path_factory.mktemp("installed")
-    shutil.copy(REPO / "examples" / "sce" / "sce.py", d / "sce.py")
+    shutil.copy(REPO / "examples" / "taylor_ce" / "taylor_ce.py", d / "taylor_ce.py")
     dist = d / "fakeplug-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[tune_lnl.methods]\nmysce = sce:SCE\n"
+    (dist / "entry_points.txt").write_text("[tune_lnl.methods]\nmytaylor = taylor_ce:TaylorCE\n"
                                            "broken = no_such_module_xyz:Method\n")
     return d
 
@@ -58,7 +60,7 @@ def listing(plugin_dir) -> dict:
 def test_json_lists_every_builtin_and_the_plugin(listing):
     out = listing["json"]
     assert list(out)[:len(BUILTINS)] == BUILTINS
-    assert "mysce" in out and "broken" not in out  # stdout stays one JSON object of what loads
+    assert "mytaylor" in out and "broken" not in out  # stdout stays one JSON object of what loads
     assert "broken" in listing["stderr"] and "no_such_module_xyz" in listing["stderr"]
 
 
@@ -70,10 +72,10 @@ def test_json_holds_the_papers_values(listing):
     assert out["mlc"]["lambda"]["default"] == 1000.0 and out["mlc"]["epochs"]["default"] == 320
     assert out["imae"]["T"]["default"] == 8.0
     assert out["mlc"]["variant"]["choices"] == ["paper", "official"]
-    sce = out["mysce"]
-    assert (sce["alpha"]["default"], sce["beta"]["default"], sce["A"]["default"]) == (0.1, 1.0, -4.0)
-    assert sce["A"]["below"] == 0.0 and sce["alpha"]["low"] == 0.0
-    assert sce["lr"] == out["ce"]["lr"]  # inherited from SingleNetwork.Hyper, as declared there
+    taylor = out["mytaylor"]
+    assert (taylor["t"]["default"], taylor["t"]["type"], taylor["t"]["low"]) == (2, "int", 1.0)
+    assert "below" not in taylor["t"] and "high" not in taylor["t"]  # t >= 1, no upper bound
+    assert taylor["lr"] == out["ce"]["lr"]  # inherited from SingleNetwork.Hyper, as declared there
 
 
 def test_every_builtin_hyperparameter_is_described(listing):
@@ -88,7 +90,7 @@ def test_a_space_file_accepts_every_listed_key_with_its_default(listing, method,
     described = listing["json"][method]
     raw = {"name": "all_keys", "method": method, "dataset": "mnist",
            "fixed": {k: d["default"] for k, d in described.items() if k != "lr"},  # lr: searched
-           "space": {"lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}},
+           "space": {"lr": {"low": 1.0e-4, "high": 1.0, "log": True}},  # wide: holds every method's default lr
            "settings": {"clean": {"noise": {"type": "none"}}}}
     cfg = load_experiment(raw).first.paper_config("clean", str(tmp_path))
     for key, d in described.items():
@@ -117,10 +119,10 @@ def test_the_full_table_lists_a_broken_plugin_with_its_error(plugin_dir):
     proc = _run(plugin_dir)
     assert proc.returncode == 0, proc.stderr
     heads = [line.split(":")[0] for line in proc.stdout.splitlines() if line and not line.startswith(" ")]
-    assert heads[:len(BUILTINS)] == BUILTINS and set(heads[len(BUILTINS):]) == {"mysce", "broken"}
+    assert heads[:len(BUILTINS)] == BUILTINS and set(heads[len(BUILTINS):]) == {"mytaylor", "broken"}
     broken = proc.stdout.split("\nbroken")[1].split("\n\n")[0]
     assert "cannot be loaded" in broken and "no_such_module_xyz" in broken
-    assert "mysce: Symmetric cross entropy" in proc.stdout
+    assert "mytaylor: Taylor cross entropy" in proc.stdout
     assert "Traceback" not in proc.stderr
 
 
@@ -128,7 +130,7 @@ def test_an_unknown_name_is_refused_naming_the_available_ones(plugin_dir):
     proc = _run(plugin_dir, "gce", "nosuch", "--json")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: ") and "'nosuch'" in proc.stderr, proc.stderr
-    for name in [*BUILTINS, "mysce", "broken"]:
+    for name in [*BUILTINS, "mytaylor", "broken"]:
         assert name in proc.stderr, name
     assert "Traceback" not in proc.stderr
 

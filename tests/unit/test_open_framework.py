@@ -29,7 +29,7 @@ from tune_lnl.methods import method_class
 from tune_lnl.methods import registry as method_registry
 
 REPO = Path(__file__).resolve().parents[2]
-SCE_FILE = REPO / "examples" / "sce" / "sce.py"
+TAYLOR_FILE = REPO / "examples" / "taylor_ce" / "taylor_ce.py"
 LR_SPACE = {"lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}}
 
 
@@ -452,25 +452,25 @@ def test_an_entry_point_method_resolves_by_its_name(tmp_path, monkeypatch):
     dist = tmp_path / "fakeplug-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[tune_lnl.methods]\nmysce = sce:SCE\n")
-    shutil.copy(SCE_FILE, tmp_path / "sce.py")
+    (dist / "entry_points.txt").write_text("[tune_lnl.methods]\nmytaylor = taylor_ce:TaylorCE\n")
+    shutil.copy(TAYLOR_FILE, tmp_path / "taylor_ce.py")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "sce", raising=False)
+    monkeypatch.delitem(sys.modules, "taylor_ce", raising=False)
     importlib.invalidate_caches()
     _npz(tmp_path / "data.npz", **_ok_arrays())
-    sp = _space(tmp_path, method="mysce", fixed={"alpha": 0.01, "beta": 1.0})
+    sp = _space(tmp_path, method="mytaylor", fixed={"t": 3})
     exp = load_experiment(sp)
-    assert list(exp.methods) == ["mysce"]
-    cls = method_class("mysce")
-    assert cls.__name__ == "SCE" and issubclass(cls, tune_lnl.SingleNetwork)
-    assert Path(sys.modules[cls.__module__].__file__).resolve() == (tmp_path / "sce.py").resolve()
-    cfg = exp.methods["mysce"].paper_config("sym-0.2", str(tmp_path))
-    assert cfg["method"] == "mysce" and cfg["alpha"] == 0.01 and cfg["A"] == -4.0
+    assert list(exp.methods) == ["mytaylor"]
+    cls = method_class("mytaylor")
+    assert cls.__name__ == "TaylorCE" and issubclass(cls, tune_lnl.SingleNetwork)
+    assert Path(sys.modules[cls.__module__].__file__).resolve() == (tmp_path / "taylor_ce.py").resolve()
+    cfg = exp.methods["mytaylor"].paper_config("sym-0.2", str(tmp_path))
+    assert cfg["method"] == "mytaylor" and cfg["t"] == 3 and cfg["lr"] == 1e-3
     # and its own constraints apply under that name
-    bad = _space(tmp_path, method="mysce", fixed={"beta": -1.0}, name="bad.yaml")
+    bad = _space(tmp_path, method="mytaylor", fixed={"t": 0}, name="bad.yaml")
     with pytest.raises(ConfigError) as info:
         load_experiment(bad)
-    assert "fixed.beta" in str(info.value) and "-1.0" in str(info.value)
+    assert "fixed.t" in str(info.value) and "must be >= 1" in str(info.value)
 
 
 # -- 5. the tune-lnl console script ----------------------------------------------------------------
@@ -666,14 +666,14 @@ def test_arrays_without_path_names_the_space_file(tmp_path):
 
 
 def test_the_examples_space_file_loads_its_plugin(monkeypatch):
-    """examples/sce/: run from its folder (``python -m`` puts the folder on the path), the space
-    file resolves ``"sce:SCE"`` and its paper values lie inside the searched ranges (smoke too)."""
-    folder = REPO / "examples" / "sce"
+    """examples/taylor_ce/: run from its folder (``python -m`` puts the folder on the path), the
+    space file resolves ``"taylor_ce:TaylorCE"`` and its paper values lie inside the searched ranges (smoke too)."""
+    folder = REPO / "examples" / "taylor_ce"
     monkeypatch.syspath_prepend(str(folder))
     for smoke in (False, True):
-        exp = load_experiment(folder / "sce_mnist.yaml", smoke_mode=smoke)
-        assert list(exp.methods) == ["sce:SCE"]
+        exp = load_experiment(folder / "taylor_ce_mnist.yaml", smoke_mode=smoke)
+        assert list(exp.methods) == ["taylor_ce:TaylorCE"]
         cfg = exp.first.paper_config("sym-0.2", "/data")
-        assert (cfg["alpha"], cfg["beta"], cfg["A"]) == (0.01, 1.0, -4.0)
+        assert (cfg["t"], cfg["lr"]) == (2, 1.0e-3)
         assert cfg["epochs"] == (3 if smoke else 100)
-    monkeypatch.delitem(sys.modules, "sce", raising=False)
+    monkeypatch.delitem(sys.modules, "taylor_ce", raising=False)

@@ -109,7 +109,7 @@ def test_setting_name_that_is_not_a_portable_folder_name_is_refused(tmp_path, da
 @pytest.mark.parametrize("bad", ["../evil:Thing", "a/b:C", "..", "x" * 101 + ":C"], ids=repr)
 def test_method_that_is_not_a_portable_folder_name_is_refused(tmp_path, data_root, capsys, monkeypatch,
                                                               no_training, bad):
-    """A method's spec is its folder name (``search/sce:SCE/...``): ':' is allowed there."""
+    """A method's spec is its folder name (``search/taylor_ce:TaylorCE/...``): ':' is allowed there."""
     monkeypatch.chdir(tmp_path)
     space = _space(tmp_path, lambda raw: raw.update(method=bad))
     err = _refused(tmp_path, data_root, capsys, ["--space", str(space), "--smoke"])

@@ -11,7 +11,8 @@ from tune_lnl.config import ConfigError, load_experiment, load_space
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted((REPO / "search_spaces").glob("*.yaml"))
-METHODS = {"mlc", "ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor"}
+METHODS = {"mlc", "ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor", "elr", "sop",
+           "volminnet", "cores", "forward_t", "backward_t", "t_revision"}
 MLC_SETTINGS = {"sym-0.2": ("symmetric", 0.2), "sym-0.4": ("symmetric", 0.4), "sym-0.8": ("symmetric", 0.8),
                 "pair-0.2": ("pairflip", 0.2), "pair-0.45": ("pairflip", 0.45)}
 #: MLC paper, Table I: the label-update step lambda per setting (MNIST, CIFAR-10)
@@ -48,6 +49,37 @@ def test_compare_files_hold_the_papers_rows():
         ("none", 0.0), ("uniform", 0.2), ("uniform", 0.5), ("uniform", 0.8)}
 
 
+#: the methods issue 29 added to the CIFAR-N and FashionMNIST compare files, in their order there
+ISSUE_29 = ["sce", "nce_rce", "gls", "bootstrap", "peer", "forward_t", "backward_t", "t_revision", "volminnet", "elr",
+            "sop", "cores"]
+#: their first trials on CIFAR-10N / CIFAR-100N: each paper's CIFAR-10 / CIFAR-100 values (SCE Sec. 4.1, APL's
+#: released configs, ELR Sec. 5 / its configs, SOP's configs), typed by hand
+CIFAR_N_PAPER = {
+    "compare_cifar10n": {"sce": {"alpha": 0.1, "beta": 1.0}, "nce_rce": {"alpha": 1.0, "beta": 1.0},
+                         "elr": {"beta": 0.7, "lambda": 3.0}, "sop": {"lr_u": 10.0, "lr_v": 10.0}},
+    "compare_cifar100n": {"sce": {"alpha": 6.0, "beta": 0.1}, "nce_rce": {"alpha": 10.0, "beta": 0.1},
+                          "elr": {"beta": 0.9, "lambda": 7.0}, "sop": {"lr_u": 1.0, "lr_v": 10.0}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_N_PAPER))
+def test_the_cifar_n_files_run_the_new_methods_with_the_benchmarks_recipe(name):
+    """The twelve of issue 29 on CIFAR-N: ResNet-34, 100 epochs, SGD (the CIFAR-N paper's recipe; CORES^2 with its
+    own), each paper's values as the first trial, and every phase boundary inside the budget (full and smoke)."""
+    for smoke in (False, True):
+        exp = load_experiment(REPO / f"search_spaces/{name}.yaml", smoke_mode=smoke)
+        for m in ISSUE_29:
+            space = exp.methods[m]
+            for s in space.settings:
+                cfg = space.paper_config(s, "/data")
+                assert cfg["optimizer"] == "sgd" and cfg["epochs"] == (3 if smoke else 100), (m, s)
+                for key in ("warmup", "revision_start", "sieve_start", "milestone1", "lr_drop"):
+                    if key in cfg:
+                        assert cfg[key] < cfg["epochs"], (m, key, cfg[key])
+                for k, v in CIFAR_N_PAPER[name].get(m, {}).items():
+                    assert cfg[k] == v, (m, k)
+
+
 @pytest.mark.parametrize("name,dataset,model,settings", [
     ("compare_cifar100", "cifar100", "resnet34",
      {"sym-0.2": ("symmetric", 0.2, {}), "sym-0.5": ("symmetric", 0.5, {}), "asym-0.4": ("asymmetric", 0.4, {})}),
@@ -63,14 +95,16 @@ def test_the_2020s_benchmark_files(name, dataset, model, settings):
     the settings asked for, the literature's backbone, and the noise rate as the forget rate's
     first trial (the CIFAR-N paper's rates for the human label sets)."""
     exp = load_experiment(REPO / f"search_spaces/{name}.yaml")
-    assert exp.dataset == dataset and list(exp.methods) == ["ce", "coteaching", "jocor", "mlc", "imae"]
+    five = ["ce", "coteaching", "jocor", "mlc", "imae"]
+    assert exp.dataset == dataset and list(exp.methods) == (five if name == "compare_cifar100" else five + ISSUE_29)
     first = exp.first
     assert {s: (v.noise_type, v.noise_rate, v.noise_options) for s, v in first.settings.items()} == settings
     cifar_n_rates = {"aggre": 0.09, "random1": 0.17, "worse": 0.4, "noisy": 0.4}
     for m, space in exp.methods.items():
         for s in settings:
             cfg = space.paper_config(s, "/data")
-            assert cfg["model"] == model and cfg["epochs"] == 200
+            cifar_n_recipe = m in ISSUE_29 and dataset.endswith("n")  # the CIFAR-N paper's 100 epochs
+            assert cfg["model"] == model and cfg["epochs"] == (100 if cifar_n_recipe else 200), (m, s)
             if m in ("coteaching", "jocor", "mlc"):
                 want = cifar_n_rates.get(s, settings[s][1] / 2 if s == "asym-0.4" and dataset != "cifar100"
                                          else settings[s][1])

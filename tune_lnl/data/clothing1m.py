@@ -494,9 +494,10 @@ class Clothing1MDeviceData:
     @torch.no_grad()
     def logits(self, model: nn.Module, split: str) -> torch.Tensor:
         """Float logits ``[n, C]`` over ``split`` in its order (eval mode; restores ``model.training``)."""
-        if split not in self._split_rows:
-            raise ConfigError(f"no split {split!r} in this Clothing1M run; available: {', '.join(self.splits())}")
-        rows = self._split_rows[split]
+        rows = self._train_rows if split == "train" else self._split_rows.get(split)
+        if rows is None:
+            available = ", ".join(("train", *self.splits()))
+            raise ConfigError(f"no split {split!r} in this Clothing1M run; available: {available}")
         bs = self.host.eval_batch_size
         plan = [rows[s:s + bs].tolist() for s in range(0, rows.numel(), bs)]
         was_training = model.training
@@ -510,8 +511,8 @@ class Clothing1MDeviceData:
         return torch.cat(out) if out else torch.empty(0, 0, device=self.device)
 
     def labels(self, split: str) -> torch.Tensor:
-        """The labels a split is scored against (noisy for ``noisy_val``, clean otherwise)."""
-        return self._split_labels[split]
+        """The labels a split is scored against (noisy for ``noisy_val`` and ``train``, clean otherwise)."""
+        return self.train_noisy if split == "train" else self._split_labels[split]
 
     def accuracy(self, model: nn.Module, split: str) -> float:
         return logits_accuracy(self.logits(model, split), self.labels(split))

@@ -98,7 +98,8 @@ class DeviceData:
         return ("test", *(p for p in PROXIES if offered[p]))
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return {"test": (self.test_x, self.test_y), "noisy_val": (self.val_x, self.val_noisy),
+        return {"train": (self.train_x, self.train_noisy), "test": (self.test_x, self.test_y),
+                "noisy_val": (self.val_x, self.val_noisy),
                 "clean_val": (self.cval_x, self.cval_y), "clean_intact": (self.intact_x, self.intact_clean)}[split]
 
     def labels(self, split: str) -> torch.Tensor:

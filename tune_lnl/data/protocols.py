@@ -67,11 +67,14 @@ class TrainingData(Protocol):
 
     def labels(self, split: str) -> torch.Tensor:
         """int64 ``[n]`` on the device: the labels ``split`` is scored against (noisy for
-        ``noisy_val``, clean otherwise)."""
+        ``noisy_val``, clean otherwise). ``train`` (never listed by :meth:`splits`, never scored):
+        ``train_noisy``."""
 
     def logits(self, model: torch.nn.Module, split: str) -> torch.Tensor:
         """Float ``[n, num_classes]``: ``model``'s logits over ``split`` in the order of
-        :meth:`labels` (eval mode; ``model.training`` restored)."""
+        :meth:`labels` (eval mode; ``model.training`` restored). ``split`` may also be ``train``:
+        the training images in index order, un-augmented (what methods that estimate a noise
+        transition matrix or a label prior from the network's predictions read)."""
 
     def accuracy(self, model: torch.nn.Module, split: str) -> float:
         """The share of ``split`` whose arg-max logit is its label (NaN for an empty split)."""

@@ -7,7 +7,8 @@ never used to select anything.
   samples whose corrected label (arg-max of the label table) is the clean label, overall and
   split into originally-clean and originally-noisy samples;
 * :class:`SelectionMeter`: for small-loss selection (Co-teaching, Co-teaching+, JoCoR, MLC), the
-  precision of the selected set: the share of selected samples whose noisy label is clean.
+  precision of the selected set: the share of selected samples whose noisy label is clean; its
+  recall (the share of clean-labelled samples selected) and the kept share (CORES^2's sieve).
 
 Clean labels are read here only; samples whose clean label is unknown (``-1``, Clothing1M) are
 left out of every share.
@@ -55,6 +56,9 @@ class SelectionMeter:
         self.train_noisy, self.train_clean = train_noisy, train_clean
         self.kept = torch.zeros((), dtype=torch.long, device=train_noisy.device)
         self.good = torch.zeros((), dtype=torch.long, device=train_noisy.device)
+        #: per selection: the samples it chose from (clean label known) and the clean-labelled ones among them
+        self.seen = torch.zeros((), dtype=torch.long, device=train_noisy.device)
+        self.seen_good = torch.zeros((), dtype=torch.long, device=train_noisy.device)
 
     def add(self, idx: torch.Tensor, *selections: torch.Tensor) -> None:
         """``idx``: the batch's dataset indices; each selection either positions in the batch
@@ -62,6 +66,8 @@ class SelectionMeter:
         clean = self.train_clean.index_select(0, idx)
         known = clean >= 0
         good = self.train_noisy.index_select(0, idx) == clean  # never true where clean is -1
+        self.seen += known.sum() * len(selections)
+        self.seen_good += good.sum() * len(selections)
         for sel in selections:
             if sel.dtype == torch.bool:
                 self.kept += (sel & known).sum()
@@ -74,3 +80,15 @@ class SelectionMeter:
     def precision(self) -> float:
         kept = int(self.kept)
         return int(self.good) / kept if kept else float("nan")
+
+    @property
+    def recall(self) -> float:
+        """Selected clean-labelled samples / clean-labelled samples selected from (NaN: none)."""
+        seen_good = int(self.seen_good)
+        return int(self.good) / seen_good if seen_good else float("nan")
+
+    @property
+    def kept_fraction(self) -> float:
+        """Selected samples / samples selected from (clean label known; NaN: none)."""
+        seen = int(self.seen)
+        return int(self.kept) / seen if seen else float("nan")

@@ -62,6 +62,16 @@ def gce(logits: torch.Tensor, labels: torch.Tensor, q: float = 0.7) -> torch.Ten
     return torch.expm1(cross_entropy(logits, labels) * -q) / -q
 
 
+def rce(logits: torch.Tensor, labels: torch.Tensor, A: float = -4.0) -> torch.Tensor:
+    """Reverse cross entropy ``-sum_k p_k log q_k`` of the prediction ``p`` against the one-hot
+    label ``q`` (Wang et al., ICCV 2019, Eq. 5; the passive term of Ma et al., ICML 2020): ``log q_y
+    = 0`` and ``log 0`` is clipped to ``A < 0``, so ``RCE = -A sum_{k != y} p_k = -A (1 - p_y)``,
+    via ``p_y = exp(-CE)``: ``A expm1(-CE)`` (one fused cross-entropy op, like :func:`mae`).
+    Used by ``sce`` and ``nce_rce``. (The official codes clip ``q`` at 1e-4, i.e. ``A = ln 1e-4
+    = -9.21``; the SCE paper's text sets ``A = -4``.)"""
+    return torch.expm1(-cross_entropy(logits, labels)) * float(A)
+
+
 class _IMAE(torch.autograd.Function):
     """Forward: MAE. Backward (IMAE paper Eq. 21-22): MAE's gradient w.r.t. the logits,
     rescaled so that each sample's L1 norm is ``w = exp(T p_y (1 - p_y))``.

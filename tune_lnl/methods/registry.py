@@ -23,6 +23,18 @@ BUILTIN = {
     "coteaching_plus": "trainables.coteaching_plus:CoTeachingPlus",
     "jocor": "trainables.jocor:JoCoR",
     "mlc": "trainables.mlc:MLC",
+    "sce": "trainables.sce:SCE",
+    "nce_rce": "trainables.nce_rce:NCERCE",
+    "gls": "trainables.gls:GLS",
+    "bootstrap": "trainables.bootstrap:Bootstrap",
+    "peer": "trainables.peer:Peer",
+    "elr": "trainables.elr:ELR",
+    "sop": "trainables.sop:SOP",
+    "volminnet": "trainables.volminnet:VolMinNet",
+    "cores": "trainables.cores:CORES",
+    "forward_t": "trainables.forward_t:ForwardT",
+    "backward_t": "trainables.backward_t:BackwardT",
+    "t_revision": "trainables.t_revision:TRevision",
 }
 METHOD_NAMES = tuple(BUILTIN)
 #: entry-point group under which installed packages register methods (name -> class)

@@ -34,15 +34,22 @@ class SingleNetwork(Method):
 
     def train_epoch(self) -> dict:
         lr = step_lr(self.epoch, self.hp)
+        return {"train_loss": self.fit_epoch(lr), "lr": lr}
+
+    def fit_epoch(self, lr: float, loss_fn=None) -> float:
+        """One epoch of plain training at ``lr``: per batch the batch mean of the per-sample loss
+        ``loss_fn(logits, noisy)`` (default :meth:`loss`), one optimizer step; returns the epoch's
+        mean training loss. Methods whose phases differ only in their loss or lr call it."""
         set_lr(self.opt, lr)
+        loss_fn = loss_fn or self.loss
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():
-            loss = self.loss(self.net(x), noisy).mean()
+            loss = loss_fn(self.net(x), noisy).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             meter.add(loss)
-        return {"train_loss": meter.mean, "lr": lr}
+        return meter.mean
 
     def eval_models(self):
         return {"net": self.net}

@@ -241,3 +241,27 @@ def test_no_module_outside_the_registry_lists_proxy_names():
              for root in ("tune_lnl", "trainables") for path in sorted((REPO / root).rglob("*.py"))
              if path != registry for line in proxy_lists(path.read_text())]
     assert not found, f"proxy names listed outside tune_lnl/data/proxies.py (read PROXIES instead): {found}"
+
+
+def test_the_training_split_is_scored_in_index_order_unaugmented():
+    """``logits(model, "train")`` (what methods that estimate a transition matrix or a label prior
+    read): one row per training image in index order, computed from the un-augmented pixels as
+    ``x / 255``; ``labels("train")`` are the noisy training labels; ``splits()`` never lists it
+    (it is never scored as a proxy)."""
+    _, mem = _in_memory()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4))
+    expected = model(mem.train_x.float() / 255.0)
+    got = mem.logits(model, "train")
+    assert got.shape == (mem.n_train, 4)
+    assert torch.allclose(got, expected.detach(), atol=1e-6)
+    assert torch.equal(mem.labels("train"), mem.train_noisy)
+    assert "train" not in mem.splits()
+
+
+def test_the_streamed_training_split_names_its_labels_and_refuses_unknown_splits(streamed):
+    """Clothing1M's device view: ``labels("train")`` are its noisy training labels; an unknown
+    split is refused by name, listing ``train`` among the available ones."""
+    _, stream = streamed
+    assert torch.equal(stream.labels("train"), stream.train_noisy)
+    with pytest.raises(ConfigError, match=r"no split 'nosuch'.*available: train, "):
+        stream.logits(torch.nn.Identity(), "nosuch")

@@ -1,0 +1,91 @@
+"""End to end, one combined smoke for the methods of issue 29 (robust losses, transition matrices,
+early-learning regularisers): `python -m tune_lnl.search --space search_spaces/compare_fashionmnist.yaml
+--smoke` on files in FashionMNIST's real idx format, half of the methods through Ray Tune + Optuna +
+ASHA and the other half through the Optuna backend, so that every method runs its whole smoke budget
+(every phase: the file's smoke sections scale the phase boundaries) through a search, the finals and
+the report on one backend, within the suite's time budget.
+
+Checks, per method: exit 0 and no failed trial; the search's first trial is the file's ``paper``
+values; every trial's results cover whole epochs up to where it stopped; the finals ran each seed for
+the smoke's epochs and the combined table has the method's row."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from realformat import write_idx
+from tiny_spaces import ENV
+
+SPACE = "search_spaces/compare_fashionmnist.yaml"
+SETTING = "sym-0.5"
+#: backend -> the new methods it runs (together: all twelve of issue 29)
+RUNS = {"ray": ["sce", "gls", "peer", "backward_t", "volminnet", "elr"],
+        "optuna": ["nce_rce", "bootstrap", "forward_t", "t_revision", "cores", "sop"]}
+TRIALS, SEEDS = 2, 1
+
+
+@pytest.fixture(scope="module")
+def fashion_root(tmp_path_factory) -> Path:
+    """FashionMNIST's four idx files: 3,400 training and 1,000 test images (seeded noise images
+    whose mean brightness depends on the class, so that a network can learn something)."""
+    root = tmp_path_factory.mktemp("fmnist")
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 80, (n, 28, 28)) + (17 * y)[:, None, None]
+        return x.astype(np.uint8), y.astype(np.uint8)
+
+    write_idx(root / "FashionMNIST" / "raw", *images(3400), *images(1000))
+    return root
+
+
+@pytest.fixture(scope="module", params=list(RUNS))
+def smoke_run(request, tmp_path_factory, repo, fashion_root):
+    storage = tmp_path_factory.mktemp("results")
+    env = dict(ENV)
+    cmd = [sys.executable, "-m", "tune_lnl.search", "--space", SPACE, "--smoke", "--settings", SETTING,
+           "--methods", *RUNS[request.param], "--num-samples", str(TRIALS), "--seeds", str(SEEDS),
+           "--data-root", str(fashion_root), "--storage-path", str(storage), "--backend", request.param]
+    if request.param == "optuna":
+        env["PYTHONPATH"] = os.pathsep.join([str(repo), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return request.param, storage / "compare_fashionmnist-smoke", proc
+
+
+def _epochs(trial_dir: Path) -> list[int]:
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+    return sorted({r["epoch"] for r in rows})
+
+
+def test_every_method_searched_and_retrained(smoke_run, repo):
+    from tune_lnl.config import load_experiment
+    from tune_lnl.results.runs import open_study
+    backend, exp, _ = smoke_run
+    spaces = load_experiment(repo / SPACE, smoke_mode=True).methods
+    finals = list(csv.DictReader((exp / "finals.csv").open()))
+    table = (exp / "finals.md").read_text()
+    for m in RUNS[backend]:
+        epochs = spaces[m].paper_config(SETTING, "/")["epochs"]
+        study = open_study(exp, f"{m}/{SETTING}")
+        states = [t.state.name for t in study.trials]
+        assert len(states) == TRIALS and "FAIL" not in states, (m, states)
+        assert study.trials[0].params == pytest.approx(spaces[m].paper_point(SETTING)), m
+        for d in (p for p in (exp / "search" / m / SETTING).iterdir() if (p / "result.json").exists()):
+            ran = _epochs(d)
+            assert ran == list(range(1, len(ran) + 1)) and len(ran) <= epochs, (m, d.name, ran)
+        rows = [r for r in finals if r["method"] == m and r["setting"] == SETTING]
+        assert len(rows) == SEEDS, m
+        assert all(0.0 <= float(r["best"]) <= 1.0 for r in rows)
+        assert f"| {m} |" in table, m
+
+
+def test_the_two_runs_cover_all_twelve():
+    assert sorted(RUNS["ray"] + RUNS["optuna"]) == sorted(
+        ["sce", "nce_rce", "gls", "bootstrap", "peer", "forward_t", "backward_t", "t_revision", "volminnet",
+         "elr", "sop", "cores"])
