@@ -210,7 +210,7 @@ class Floor:
         self.nets = [build_model(cfg["model"], d.num_classes, d.image_shape,
                                  pretrained=cfg.get("pretrained", False)).to(self.x.device)
                      for _ in range(self.n_nets)]
-        self.opts = [make_optimizer(n.parameters(), cfg) for n in self.nets]
+        self.opts = [make_optimizer(n.parameters(), method.hp) for n in self.nets]  # the method's optimizer
         self.gen = torch.Generator(device=self.x.device).manual_seed(seed)
 
     def epoch(self) -> None:

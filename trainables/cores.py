@@ -166,7 +166,7 @@ class CORES(SingleNetwork):
             meter.add(loss)
             sel.add(idx, keep)  # analytics only
             if sieving:
-                dropped += torch.bincount(noisy[~keep], minlength=C)
+                dropped.index_add_(0, noisy, (~keep).to(dropped.dtype))  # (no boolean indexing: no host sync)
         if sieving and self.hp.prior == "sieved":
             left = self.label_counts - dropped
             if float(left.sum()) > 0:  # (all dropped: keep the last prior)
