@@ -363,6 +363,10 @@ def worker_main(fd: int, slot: int, threads: int, driver: int) -> None:
             return
         try:
             (_run_trial if task["kind"] == "trial" else _run_final)(task, slot, conn, studies)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            # the driver is gone mid-task (Ctrl-C, a kill): nobody to report to; what the task saved stays
+            # for --resume. Ending quietly keeps the one-line interruption message the only output
+            return
         except Exception as exc:  # noqa: BLE001 -- a full disk (also as a library's own error)
             if not disk_full(exc):
                 raise

@@ -36,12 +36,27 @@ def ce_hand(z, y):
 def test_peer_term_by_hand_with_a_fixed_pairing():
     z = torch.tensor(LOGITS, dtype=torch.float64)
     y = torch.tensor(LABELS)
-    got = peer_loss(z, y, z[N1], y[N2], ALPHA).tolist()
+    got = peer_loss(z, y, z[N1], y[N2], ALPHA).tolist()  # eps 0: the paper's exact cross entropy
     want = [ce_hand(LOGITS[n], LABELS[n]) - ALPHA * ce_hand(LOGITS[N1[n]], LABELS[N2[n]]) for n in range(3)]
     assert got == pytest.approx(want, rel=1e-12)
-    # the official code's CE adds 1e-5 inside the log: equal to ~1e-5 / p, here below 2e-4
-    assert got == pytest.approx(OFFICIAL_PEER, abs=2e-4)
     assert peer_loss(z, y, z[N1], y[N2], 0.0).tolist() == pytest.approx([ce_hand(a, b) for a, b in zip(LOGITS, LABELS)])
+    # the method's default eps 1e-5 is the official code's CrossEntropyLossStable: its numbers exactly
+    official = peer_loss(z, y, z[N1], y[N2], ALPHA, Peer.Hyper().eps).tolist()
+    assert official == pytest.approx(OFFICIAL_PEER, rel=1e-12)
+
+
+def test_the_official_cross_entropy_bounds_the_peer_term():
+    """-log(p_y + eps) <= -log(eps): a peer prediction that is confidently wrong lowers the loss by at most
+    alpha * 11.51 (eps 1e-5), where the exact cross entropy lowers it without bound (here by alpha * 200)."""
+    z = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([0])
+    wrong = torch.tensor([[100.0, -100.0, -100.0]], dtype=torch.float64)  # sure of class 0
+    peer_y = torch.tensor([1])
+    ce = math.log(3)
+    bounded = peer_loss(z, y, wrong, peer_y, 1.0, 1e-5).item()
+    assert bounded == pytest.approx(-math.log(1 / 3 + 1e-5) + math.log(math.exp(-200) + 1e-5), rel=1e-12)
+    assert bounded >= -math.log(1 / 3 + 1e-5) - math.log(1e5)  # the cap: at most -log(eps) taken off
+    assert peer_loss(z, y, wrong, peer_y, 1.0, 0.0).item() == pytest.approx(ce - 200.0, rel=1e-9)
 
 
 def test_alpha_schedule_by_hand():
