@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from tune_lnl.methods.base import step_lr
-from tune_lnl.methods.constraints import NON_NEGATIVE, POSITIVE, Range
+from tune_lnl.methods.constraints import NON_NEGATIVE, POSITIVE, Range, warmup_inside
 from tune_lnl.methods.hparams import Common, hp, like
 from tune_lnl.methods.ray_adapter import MethodTrainable
 from tune_lnl.methods.single_network import SingleNetwork
@@ -64,9 +64,7 @@ class GLS(SingleNetwork):
 
     @classmethod
     def check_config(cls, hp):
-        if 0 <= hp.warmup < hp.epochs:
-            return []
-        return [("needs 0 <= warmup < epochs (GLS must run)", {"warmup": hp.warmup, "epochs": hp.epochs})]
+        return warmup_inside(hp, "GLS must run")
 
     def loss(self, logits, labels):
         """The GLS phase's per-sample loss (the warm-up's is ``rate = 0``: cross entropy)."""

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from tune_lnl.methods.base import LossMeter, set_lr, step_lr
-from tune_lnl.methods.constraints import NON_NEGATIVE
+from tune_lnl.methods.constraints import NON_NEGATIVE, warmup_inside
 from tune_lnl.methods.hparams import Common, hp, like
 from tune_lnl.methods.losses import cross_entropy
 from tune_lnl.methods.ray_adapter import MethodTrainable
@@ -94,9 +94,7 @@ class Peer(SingleNetwork):
 
     @classmethod
     def check_config(cls, hp):
-        if 0 <= hp.warmup < hp.epochs:
-            return []
-        return [("needs 0 <= warmup < epochs (the peer term must run)", {"warmup": hp.warmup, "epochs": hp.epochs})]
+        return warmup_inside(hp, "the peer term must run")
 
     def loss(self, logits, labels):
         """The warm-up's per-sample loss (cross entropy); the peer phase: :meth:`train_epoch`."""

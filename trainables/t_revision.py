@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import torch
 
 from tune_lnl.methods import hparams
-from tune_lnl.methods.base import LossMeter, set_lr
+from tune_lnl.methods.base import step_lr
 from tune_lnl.methods.constraints import NON_NEGATIVE, POSITIVE
 from tune_lnl.methods.hparams import hp
 from tune_lnl.methods.ray_adapter import MethodTrainable
-from tune_lnl.methods.transition import Transition, TransitionMethod, check_warmup, phase_lr, reweighted_loss
+from tune_lnl.methods.transition import Transition, TransitionMethod, check_warmup, reweighted_loss
 
 
 class TRevision(TransitionMethod):
@@ -94,24 +94,15 @@ class TRevision(TransitionMethod):
         revision = e >= hp_.revision_start
         if revision and self.opt_rev is None:
             self.start_revision()
-        if revision:
-            opt, lr = self.opt_rev, float(hp_.lr_revision)
-        else:
-            opt, lr = self.opt, phase_lr(hp_, e, hp_.warmup, hp_.revision_start)
-            set_lr(opt, lr)
         T = self.T.to(torch.float32)
-        meter = LossMeter(self.device)
-        for _, x, noisy in self.train_batches():
-            logits = self.net(x)
-            if revision:
-                loss = reweighted_loss(logits, noisy, T + self.delta, detach=False).mean()
-            else:
-                loss = reweighted_loss(logits, noisy, T).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            meter.add(loss)
-        return {"phase": 3 if revision else 2, "train_loss": meter.mean, "lr": lr}
+        if revision:  # the gradient reaches the network and Delta T through the weights
+            lr = float(hp_.lr_revision)
+            train_loss = self.fit_epoch(lr, lambda z, y: reweighted_loss(z, y, T + self.delta, detach=False),
+                                        self.opt_rev)
+        else:
+            lr = step_lr(e, hp_, hp_.warmup, hp_.revision_start)
+            train_loss = self.fit_epoch(lr, lambda z, y: reweighted_loss(z, y, T))
+        return {"phase": 3 if revision else 2, "train_loss": train_loss, "lr": lr}
 
     def method_state(self) -> dict:
         return {**super().method_state(), "delta": self.delta.detach().cpu().clone(),
@@ -119,15 +110,12 @@ class TRevision(TransitionMethod):
 
     def load_method_state(self, state: dict) -> None:
         super().load_method_state(state)
-        with torch.no_grad():
-            self.delta.copy_(state["delta"])
+        self.opt_rev = None
         if state["opt_rev"]:
             self.start_revision()
-            with torch.no_grad():
-                self.delta.copy_(state["delta"])
             self.opt_rev.load_state_dict(state["opt_rev"])
-        else:
-            self.opt_rev = None
+        with torch.no_grad():
+            self.delta.copy_(state["delta"])
 
 
 class TRevisionTrainable(MethodTrainable):

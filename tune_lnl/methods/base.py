@@ -85,14 +85,15 @@ def make_optimizer(params, hp) -> torch.optim.Optimizer:
     raise ConfigError(f"optimizer: unknown value {opt.optimizer!r}; allowed: adam, sgd")
 
 
-def step_lr(epoch: int, hp) -> float:
+def step_lr(epoch: int, hp, start: int = 0, end: int | None = None) -> float:
     """``lr_schedule: constant`` (or none declared) keeps ``lr``; ``step`` divides it by 10 at
     50% and 75% of the epochs (He et al.'s 32k and 48k of 64k iterations, the IMAE paper's
-    CIFAR-10 schedule)."""
+    CIFAR-10 schedule) -- of the whole run, or of the phase ``[start, end)`` of a method whose
+    phases each run their own schedule (Forward-T, T-Revision)."""
     lr = float(hp.lr)
     if isinstance(hp, hparams.LrSchedule) and hp.lr_schedule == "step":
-        e = int(hp.epochs)
-        lr /= 10 ** ((epoch >= e // 2) + (epoch >= (3 * e) // 4))
+        e, length = epoch - start, (int(hp.epochs) if end is None else end) - start
+        lr /= 10 ** ((e >= length // 2) + (e >= (3 * length) // 4))
     return lr
 
 

@@ -92,3 +92,12 @@ def merged(cls) -> dict[str, tuple[Rule, ...]]:
 def problems(rules: tuple[Rule, ...], value, bound: bool = False) -> list[str]:
     """What ``rules`` find wrong with ``value`` (``bound``: a range bound: choices skipped)."""
     return [p for r in rules if (r.numeric or not bound) and (p := r.problem(value)) is not None]
+
+
+def warmup_inside(hp, why: str, low: int = 0, **shown) -> list[tuple[str, object]]:
+    """The relation a method's ``warmup`` has with its run (a ``check_config`` problem list):
+    ``low <= warmup < epochs``, so that the phase after the warm-up runs; ``why`` is said in the
+    problem, ``shown`` adds values to the offending ones."""
+    if low <= hp.warmup < hp.epochs:
+        return []
+    return [(f"needs {low} <= warmup < epochs ({why})", {"warmup": hp.warmup, "epochs": hp.epochs, **shown})]

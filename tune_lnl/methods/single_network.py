@@ -36,18 +36,20 @@ class SingleNetwork(Method):
         lr = step_lr(self.epoch, self.hp)
         return {"train_loss": self.fit_epoch(lr), "lr": lr}
 
-    def fit_epoch(self, lr: float, loss_fn=None) -> float:
+    def fit_epoch(self, lr: float, loss_fn=None, opt: torch.optim.Optimizer | None = None) -> float:
         """One epoch of plain training at ``lr``: per batch the batch mean of the per-sample loss
-        ``loss_fn(logits, noisy)`` (default :meth:`loss`), one optimizer step; returns the epoch's
-        mean training loss. Methods whose phases differ only in their loss or lr call it."""
-        set_lr(self.opt, lr)
+        ``loss_fn(logits, noisy)`` (default :meth:`loss`), one step of ``opt`` (default the
+        network's); returns the epoch's mean training loss. Methods whose phases differ only in
+        their loss, lr or optimizer call it."""
+        opt = opt or self.opt
+        set_lr(opt, lr)
         loss_fn = loss_fn or self.loss
         meter = LossMeter(self.device)
         for _, x, noisy in self.train_batches():
             loss = loss_fn(self.net(x), noisy).mean()
-            self.opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            self.opt.step()
+            opt.step()
             meter.add(loss)
         return meter.mean
 

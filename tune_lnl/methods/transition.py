@@ -53,8 +53,8 @@ from ..data.noise import RATE_TYPES, empirical_transition, read_matrix
 from ..errors import ConfigError
 from ..models import build_model
 from . import hparams
-from .base import make_optimizer
-from .constraints import NON_NEGATIVE, OneOf, Range
+from .base import make_optimizer, step_lr
+from .constraints import NON_NEGATIVE, OneOf, Range, warmup_inside
 from .hparams import hp
 from .losses import cross_entropy
 from .single_network import SingleNetwork
@@ -166,20 +166,8 @@ class Transition:
 
 def check_warmup(hp_) -> list[tuple[str, object]]:
     """An estimate needs a warm-up network: ``1 <= warmup < epochs`` (an oracle T: ``0 <= warmup < epochs``)."""
-    low = 1 if hp_.t_source == "estimate" else 0
-    if low <= hp_.warmup < hp_.epochs:
-        return []
-    return [(f"needs {low} <= warmup < epochs (t_source {hp_.t_source})",
-             {"warmup": hp_.warmup, "epochs": hp_.epochs, "t_source": hp_.t_source})]
-
-
-def phase_lr(hp_, epoch: int, start: int, end: int) -> float:
-    """``lr``, or with ``lr_schedule: step`` lr / 10 at 50% and 75% of the phase ``[start, end)``."""
-    lr = float(hp_.lr)
-    if isinstance(hp_, hparams.LrSchedule) and hp_.lr_schedule == "step":
-        e, length = epoch - start, end - start
-        lr /= 10 ** ((e >= length // 2) + (e >= (3 * length) // 4))
-    return lr
+    return warmup_inside(hp_, f"t_source {hp_.t_source}", low=1 if hp_.t_source == "estimate" else 0,
+                         t_source=hp_.t_source)
 
 
 class TransitionMethod(SingleNetwork):
@@ -238,7 +226,7 @@ class TransitionMethod(SingleNetwork):
         if e >= hp_.warmup and self.T is None:
             self.estimate()
         if e < hp_.warmup:
-            lr = phase_lr(hp_, e, 0, hp_.warmup)
+            lr = step_lr(e, hp_, 0, hp_.warmup)
             stats = {"phase": 1, "train_loss": self.fit_epoch(lr), "lr": lr}
         else:
             stats = self.corrected_epoch()
@@ -296,7 +284,7 @@ class LossCorrection(TransitionMethod):
 
     def corrected_epoch(self) -> dict:
         hp_ = self.hp
-        lr = phase_lr(hp_, self.epoch, hp_.warmup, hp_.epochs)
+        lr = step_lr(self.epoch, hp_, hp_.warmup, hp_.epochs)
         if self.correction == "forward":
             train_loss = self.fit_epoch(lr, lambda logits, noisy: forward_loss(logits, noisy, self.T))
         else:
