@@ -35,15 +35,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tune_lnl.config import milestones  # noqa: E402
 from tune_lnl.search.studies import study_cap  # noqa: E402
 
 
 def trial_epochs(rng: random.Random, epochs: int, grace: int, rf: int) -> int:
-    rung = grace
-    while rung < epochs:
+    for rung in milestones(grace, rf, epochs)[:-1]:  # stopped at a rung with probability 1 - 1/rf
         if rng.random() < 1 - 1 / rf:
             return rung
-        rung *= rf
     return epochs
 
 

@@ -61,6 +61,18 @@ BEST_KIND = "tune_lnl.best_configs"
 # (``constraints``, :mod:`tune_lnl.methods.constraints`); this file applies them.
 
 
+def milestones(grace: int, rf: int, epochs: int) -> list[int]:
+    """The epochs at which the pruner compares trials (``grace, grace*rf, ...`` below
+    ``epochs``), then ``epochs`` itself: where each segment of a trial's training ends. As Ray's
+    ASHA and Optuna's successive halving place their rungs (``search.grace_period``,
+    ``search.reduction_factor``; a factor below 2, which a space file cannot give, counts as 2)."""
+    out, rung = [], grace
+    while rung < epochs:
+        out.append(rung)
+        rung *= max(2, rf)
+    return out + [epochs]
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """``search:`` of a space file (types: :data:`SEARCH_KEYS`)."""

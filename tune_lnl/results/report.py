@@ -26,6 +26,7 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
+from ..config import milestones
 from ..errors import ConfigError, CorruptFileError, TuneLNLError
 from .runs import (
     atomic_write,
@@ -205,10 +206,8 @@ def fig_rungs(runs: dict[str, list[dict]], states: dict[str, str], grace: int, r
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     last_epoch = max(h[-1]["epoch"] for h in runs.values())
-    r = grace
-    while r < last_epoch:
-        ax.axvline(r, color="0.7", ls="--", lw=0.8)
-        r *= max(2, rf)
+    for rung in milestones(grace, rf, last_epoch)[:-1]:  # the rungs the trials reached
+        ax.axvline(rung, color="0.7", ls="--", lw=0.8)
     for name, h in runs.items():
         xs, ys = _series(h, "proxy_best")
         state = states.get(name, "?")

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import milestones
 from ..results.runs import PARAMS, RESULTS, read_lines
 from .studies import rungs
 
@@ -33,17 +34,6 @@ LONG_HOURS = 2.0
 
 
 # -- trial-epochs under the pruner --------------------------------------------------------------
-
-def milestones(grace: int, rf: int, epochs: int) -> list[int]:
-    """The epochs at which the pruner compares trials (``grace, grace*rf, ...`` below
-    ``epochs``), then ``epochs`` itself: where each segment of a trial's training ends. As Ray's
-    ASHA and Optuna's successive halving place their rungs."""
-    out, rung = [], grace
-    while rung < epochs:
-        out.append(rung)
-        rung *= rf
-    return out + [epochs]
-
 
 def expected_epochs(grace: int, rf: int, epochs: int) -> float:
     """Expected epochs of one trial: a share ``rf^-k`` of the trials trains the ``k``-th segment."""
