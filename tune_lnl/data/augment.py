@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
+from .augment_base import Augmentation
+from .randaugment import randaugment
 
 __all__ = ["Augmentation", "Perspective", "GrayJitter", "Chain", "random_perspective", "color_jitter_gray",
            "mnist_augment"]
@@ -242,34 +244,6 @@ def _warp(x: Tensor, homography: Tensor) -> Tensor:
     _, _, h, w = x.shape
     c = _constants(h, w, x.device, torch.promote_types(x.dtype, torch.float32))
     return _warp_normalised(x, c.to_norm @ homography.to(torch.float64), c)
-
-
-class Augmentation:
-    """A batched augmentation whose random draws can be made for a whole epoch at once.
-
-    ``draw(n, shape, generator, device)`` draws the per-sample parameters of ``n`` images of
-    ``shape`` ``(C, H, W)``, in the order the images will come: a flat dict of tensors whose
-    first dimension is ``n``.  ``apply(x, params)`` augments a batch ``[B, C, H, W]`` with its
-    ``B`` rows of them; it may overwrite ``x`` (the data path hands it a fresh batch).  Calling it,
-    ``f(x, generator)``, draws for that batch and applies to a copy of ``x``: the plain protocol
-    every augmentation follows (a user's own may be any such function).
-
-    :class:`~tune_lnl.data.device.DeviceData` draws once per epoch and slices the draws per
-    batch: a few large operations instead of dozens of small ones per batch (on one CPU core,
-    MNIST's augmentation took 0.60 s per epoch drawn batch by batch, 0.44 s drawn per epoch;
-    ``docs/benchmarks.md`` section 6).  Each image's output depends only on its own row of
-    the draws: augmenting a batch in slices, each with its rows, gives the batch's images.
-    """
-
-    def draw(self, n: int, shape: tuple[int, ...], generator: torch.Generator,
-             device: torch.device) -> dict[str, Tensor]:
-        raise NotImplementedError
-
-    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
-        raise NotImplementedError
-
-    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return self.apply(x.clone(), self.draw(x.shape[0], tuple(x.shape[1:]), generator, x.device))
 
 
 class Perspective(Augmentation):
@@ -539,8 +513,9 @@ crop_flip = CropFlip(padding=4)
 cifar10_augment = crop_flip
 
 #: the augmentations a space file names (``augment: <name>``): none, the CIFAR one for any size,
-#: the MNIST one (random perspective + brightness/contrast jitter, meant for grey images)
-AUGMENTS = {"none": None, "crop_flip": crop_flip, "perspective_jitter": mnist_augment}
+#: the MNIST one (random perspective + brightness/contrast jitter, meant for grey images), the strong view of
+#: the semi-supervised methods (:mod:`tune_lnl.data.randaugment`: RandAugment + Cutout, any image)
+AUGMENTS = {"none": None, "crop_flip": crop_flip, "perspective_jitter": mnist_augment, "randaugment": randaugment}
 
 
 def resolve_augment(value, default):

@@ -390,6 +390,21 @@ def load_clothing1m(cfg: DataConfig | dict) -> Clothing1MData:
 # device side
 # ------------------------------------------------------------------------------------------------
 
+
+def _view(x: torch.Tensor, augment, generator: torch.Generator) -> torch.Tensor:
+    """The float 224 view of a uint8 ``[B, 3, 256, 256]`` batch: the random crop + flip
+    (:func:`clothing1m_augment`, on the uint8: cropping commutes with the conversion), any other
+    ``augment(x, generator)`` of the float batch (it must return the 224 crop), the centre crop
+    (None / False), or a pair ``(clothing1m_augment, f)``: the random crop + flip, then ``f``."""
+    if isinstance(augment, tuple):
+        first, then = augment
+        return then(_view(x, first, generator), generator)
+    if augment is clothing1m_augment:
+        return _to_float(clothing1m_augment(x, generator))
+    if augment:
+        return augment(_to_float(x), generator)
+    return _to_float(center_crop(x, CROP_SIZE))
+
 class Clothing1MDeviceData:
     """The interface methods see (:class:`~tune_lnl.data.protocols.TrainingData`, as the
     in-memory datasets' :class:`~tune_lnl.data.device.DeviceData`): labels on the device,
@@ -466,13 +481,23 @@ class Clothing1MDeviceData:
         try:
             for (a, b), x in zip(slices, stream):
                 idx = perm[a:b]
-                if augment is clothing1m_augment:  # crop commutes with the conversion: crop the uint8
-                    x = _to_float(clothing1m_augment(x, generator))
-                elif augment:
-                    x = augment(_to_float(x), generator)
-                else:
-                    x = _to_float(center_crop(x, CROP_SIZE))
-                yield idx, x, self.train_noisy[idx]
+                yield idx, _view(x, augment, generator), self.train_noisy[idx]
+        finally:
+            stream.close()
+
+    def view_batches(self, plan, augments, generator):
+        """``(idx, views, noisy)`` per index tensor of ``plan`` (see
+        :meth:`tune_lnl.data.protocols.TrainingData.view_batches`), each batch decoded once by the
+        workers. A view's augmentation: :attr:`default_augment` (random 224 crop + flip), None (the
+        centre crop), or any other ``f(x, generator)``, which gets the random crop + flip first
+        (e.g. ``randaugment``: the strong view of FixMatch-style methods)."""
+        rows = [self._train_rows[idx.cpu()].tolist() for idx in plan]
+        stream = self._stream(rows)
+        try:
+            for idx, x in zip(plan, stream):
+                views = [_view(x, aug if aug in (None, clothing1m_augment) else (clothing1m_augment, aug), generator)
+                         for aug in augments]
+                yield idx, views, self.train_noisy[idx]
         finally:
             stream.close()
 

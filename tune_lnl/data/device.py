@@ -85,6 +85,15 @@ class DeviceData:
                 if min(batch_size, chunk.numel() - start) >= 2:
                     yield chunk[start:start + batch_size], xs[start:start + batch_size], ys[start:start + batch_size]
 
+    def view_batches(self, plan, augments, generator):
+        """``(idx, views, noisy)`` per index tensor of ``plan`` (see
+        :meth:`tune_lnl.data.protocols.TrainingData.view_batches`): one gather and conversion per
+        batch, each view augmented on the device (a copy; None: the un-augmented images)."""
+        for idx in plan:
+            x = to_float(self.train_x.index_select(0, idx))
+            views = [x if aug is None else aug(x, generator) for aug in augments]
+            yield idx, views, self.train_noisy.index_select(0, idx)
+
     def augmentation(self, value) -> Callable | None:
         """What a run config's ``augment`` means here (:func:`~tune_lnl.data.augment.resolve_augment`)."""
         return resolve_augment(value, self.default_augment)

@@ -18,7 +18,7 @@ Splits: ``test`` (clean labels; logged, never selects) and the model-selection p
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -60,6 +60,14 @@ class TrainingData(Protocol):
         positions in the training set (slices of one permutation drawn from ``generator``),
         ``x`` float ``[B, *image_shape]`` in [0, 1] (augmented by ``augment`` when given),
         ``noisy`` int64 ``[B]`` = ``train_noisy[idx]``. A last batch of one image is dropped."""
+
+    def view_batches(self, plan: list[torch.Tensor], augments: Sequence[Callable | None],
+                     generator: torch.Generator) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]]:
+        """``(idx, views, noisy)`` for each int64 index tensor ``idx`` of ``plan`` (training positions,
+        any order, repeats allowed), in order: the images gathered once and made float, one view per
+        entry of ``augments`` (a batched augmentation ``f(x, generator)``, or None: un-augmented),
+        ``noisy = train_noisy[idx]``. What the semi-supervised methods train on (a weak and a strong
+        view of labeled and unlabeled samples: :mod:`tune_lnl.methods.semi`)."""
 
     def splits(self) -> tuple[str, ...]:
         """The evaluation splits this run's data offers: ``test``, then the proxies it has, in

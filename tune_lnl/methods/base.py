@@ -269,6 +269,20 @@ class Method(abc.ABC):
                     x = x.contiguous(memory_format=torch.channels_last)
                 yield idx, x, noisy
 
+    def view_batches(self, plan: list[torch.Tensor], augments):
+        """Put the models in train mode; yield ``(idx, views, noisy)`` for each index tensor of ``plan``:
+        one view of the images per entry of ``augments`` (a batched augmentation, None:
+        un-augmented), drawn from the run's generator (``TrainingData.view_batches``; the index
+        batches of a semi-supervised epoch: :func:`tune_lnl.methods.semi.labeled_unlabeled_plan`)."""
+        for model in self.eval_models().values():
+            model.train()
+        batches = self.data.view_batches(plan, list(augments), self.gen)
+        with contextlib.closing(batches):
+            for idx, views, noisy in batches:
+                if self.channels_last:
+                    views = [v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in views]
+                yield idx, views, noisy
+
     def evaluate(self) -> dict:
         """Test accuracy (logged, never selects) and every proxy the data offers (all are logged,
         the configured one selects; :data:`tune_lnl.data.proxies.PROXIES` says which are scored

@@ -395,3 +395,24 @@ def test_a_method_trains_on_clothing1m_with_the_clean_val_proxy(c1m, tmp_path):
     assert m["proxy"] == m["clean_val_acc"] and "noisy_val_acc" not in m
     assert {"test_acc", "clean_val_acc"} <= set(m) and 0.0 <= m["test_acc"] <= 1.0
     straight.close()
+
+
+def test_view_batches_decode_each_planned_batch_once_into_several_views(c1m):
+    """The semi-supervised methods' views: for each planned index batch (any order, repeats allowed),
+    the centre crop (None), the random crop + flip (the default augmentation, the same draws as
+    ``batches``), and any other augmentation after that crop (``randaugment``: 224 crops too)."""
+    from tune_lnl.data.augment import AUGMENTS
+
+    dev = load_clothing1m(_cfg(c1m)).to_device("cpu")
+    plan = [torch.tensor([3, 0, 3]), torch.tensor([7, 1])]
+    views = list(dev.view_batches(plan, [None, dev.default_augment, AUGMENTS["randaugment"]],
+                                  torch.Generator().manual_seed(0)))
+    assert [v[0].tolist() for v in views] == [[3, 0, 3], [7, 1]]
+    # the centre crops by index, from a whole epoch of ``batches`` without augmentation (deterministic)
+    centred = {int(i): x for b_idx, b_x, _ in dev.batches(8, torch.Generator().manual_seed(1), None)
+               for i, x in zip(b_idx, b_x)}
+    for idx, (centre, crop, strong), noisy in views:
+        assert torch.equal(noisy, dev.train_noisy[idx])
+        assert centre.shape == crop.shape == strong.shape == (idx.numel(), 3, 224, 224)
+        for row, i in enumerate(idx.tolist()):
+            assert torch.equal(centre[row], centred[i])

@@ -80,7 +80,7 @@ def test_both_device_data_implementations_provide_every_protocol_member(streamed
     host_str, stream = streamed
     assert isinstance(mem, DeviceData) and isinstance(stream, Clothing1MDeviceData)
     members = _protocol_members(TrainingData)
-    for name in ("batches", "splits", "labels", "logits", "augmentation", "train_noisy", "train_clean",
+    for name in ("batches", "view_batches", "splits", "labels", "logits", "augmentation", "train_noisy", "train_clean",
                  "num_classes", "image_shape", "in_memory", "info", "close"):  # what the methods use
         assert name in members, name
     for impl in (mem, stream):
