@@ -197,7 +197,9 @@ def build_method(method: str, workload: str, args):
 # -- floor ----------------------------------------------------------------------------------------
 class Floor:
     """As many networks as the method trains, plain CE, the method's optimizer, over the method's
-    own device-resident training tensors; no augmentation, nothing else."""
+    own device-resident training tensors; no augmentation, nothing else. Methods that run several
+    passes per step (the semi-supervised ones) declare ``floor_passes = (forward/backward,
+    forward-only)`` per batch and network, and the floor runs as many of the batch."""
 
     def __init__(self, method, seed: int = 0):
         from tune_lnl.methods.base import make_optimizer
@@ -212,6 +214,9 @@ class Floor:
                      for _ in range(self.n_nets)]
         self.opts = [make_optimizer(n.parameters(), method.hp) for n in self.nets]  # the method's optimizer
         self.gen = torch.Generator(device=self.x.device).manual_seed(seed)
+        #: per batch and network: forward/backward passes (losses summed, one step) and no-grad forwards
+        #: of the batch, the method's own count (``Method.floor_passes``: 1 and 0 for one plain pass)
+        self.fwd_bwd, self.fwd = (int(k) for k in getattr(method, "floor_passes", (1, 0)))
 
     def epoch(self) -> None:
         n = self.x.shape[0]
@@ -225,7 +230,10 @@ class Floor:
             xb = self.x.index_select(0, idx).float().div_(255.0)  # the gather the methods use
             yb = self.y[idx]
             for net, opt in zip(self.nets, self.opts):
-                loss = F.cross_entropy(net(xb), yb)
+                with torch.no_grad():
+                    for _ in range(self.fwd):
+                        net(xb)
+                loss = sum(F.cross_entropy(net(xb), yb) for _ in range(self.fwd_bwd))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

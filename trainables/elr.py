@@ -48,17 +48,24 @@ def clamped_softmax(logits: torch.Tensor) -> torch.Tensor:
     return F.softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=1).clamp(EPS, 1.0 - EPS)
 
 
-def elr_target_update(rows: torch.Tensor, logits: torch.Tensor, beta: float) -> torch.Tensor:
-    """New target rows ``beta t + (1 - beta) p~`` with ``p~`` the clamped, renormalised, detached prediction."""
-    p = clamped_softmax(logits.detach())
+def elr_target_update(rows: torch.Tensor, logits: torch.Tensor, beta: float, clamp: bool = True) -> torch.Tensor:
+    """New target rows ``beta t + (1 - beta) p~`` with ``p~`` the clamped, renormalised, detached prediction
+    (``clamp=False``: the plain softmax, ELR+'s official update)."""
+    z = logits.detach()
+    p = clamped_softmax(z) if clamp else F.softmax(z if z.dtype == torch.float64 else z.float(), dim=1)
     return torch.add(rows * beta, p / p.sum(1, keepdim=True), alpha=1.0 - beta)
+
+
+def elr_regulariser(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``log(1 - <p^, t>)`` ``[B]`` (``p^`` the clamped prediction; ``targets`` constant)."""
+    p = clamped_softmax(logits)
+    return torch.log1p(-torch.linalg.vecdot(p, targets.detach().to(p.dtype), dim=1))
 
 
 def elr_loss(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, lam: float) -> torch.Tensor:
     """Per-sample ``CE(z, y) + lambda log(1 - <p^, t>)`` ``[B]`` (``p^`` clamped; ``targets`` constant)."""
-    p = clamped_softmax(logits)
-    reg = torch.log1p(-torch.linalg.vecdot(p, targets.detach().to(p.dtype), dim=1))
-    return cross_entropy(logits, labels).to(p.dtype) + lam * reg
+    reg = elr_regulariser(logits, targets)
+    return cross_entropy(logits, labels).to(reg.dtype) + lam * reg
 
 
 class ELR(SingleNetwork):

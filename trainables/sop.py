@@ -30,10 +30,9 @@ changed "for better delivery after camera ready": the published numbers may come
 weight decay 0, constant learning rates ``lr_u`` and ``lr_v``), applied to the batch's rows after the
 network's step; with no momentum the SGD has no state: the tables are all of it.
 
-``ratio_consistency`` (SOP+'s KL between the predictions of two augmented views, the second one
-AutoAugment + Cutout in the official code) is declared with 0 as its only value: the data give each
-image one augmented view per epoch, and a second independent, strongly augmented view would need a
-second augmentation pipeline the data layer does not have.
+``ratio_consistency`` (SOP+'s KL between the predictions of a weak and a strong view) is declared here with 0
+as its only value: plain SOP trains on one view. SOP+ is the method ``sop_plus`` (trainables/sop_plus.py),
+which owns it.
 
 Defaults: plain SOP on CIFAR-10 with ResNet-34 (the values of noisypy's reproduction config
 sop_cifar10_clean; the paper's Table A.1 itself was not at hand): lr_u 10, lr_v 10. The network's
@@ -106,8 +105,8 @@ class SOP(SingleNetwork):
                              NON_NEGATIVE)
         ratio_balance: float = hp(0.0, "weight of SOP+'s class-balance term (plain SOP: 0; SOP+: 0.1)",
                                   NON_NEGATIVE)
-        ratio_consistency: float = hp(0.0, "SOP+'s two-view consistency weight: needs a second, strongly "
-                                           "augmented view we do not have; only 0 (plain SOP)", OneOf((0.0,)))
+        ratio_consistency: float = hp(0.0, "SOP+'s two-view consistency weight: only 0 here (plain SOP, one "
+                                           "view); SOP+ is the method sop_plus", OneOf((0.0,)))
         variant: str = hp("official", "official (v trained by the squared loss only, u by both; the released "
                                       "code) or paper (network and v by CE, u by the squared loss)",
                           OneOf(VARIANTS))
@@ -125,21 +124,29 @@ class SOP(SingleNetwork):
     def train_epoch(self) -> dict:
         lr = step_lr(self.epoch, self.hp)
         set_lr(self.opt, lr)
-        hp_ = self.hp
-        lr_u, lr_v = float(hp_.lr_u), float(hp_.lr_v)
         meter = LossMeter(self.device)
         for idx, x, noisy in self.train_batches():
-            u = self.u.index_select(0, idx).requires_grad_(True)
-            v = self.v.index_select(0, idx).requires_grad_(True)
-            loss = sop_loss(self.net(x), noisy, u, v, float(hp_.ratio_balance), hp_.variant)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            with torch.no_grad():  # plain SGD on the batch's rows (momentum 0, weight decay 0)
-                self.u.index_copy_(0, idx, u.sub_(u.grad, alpha=lr_u))
-                self.v.index_copy_(0, idx, v.sub_(v.grad, alpha=lr_v))
-            meter.add(loss)
+            meter.add(self.sop_step(idx, self.net(x), noisy))
         return {"train_loss": meter.mean, "lr": lr, **self.noise_stats()}
+
+    def sop_step(self, idx: torch.Tensor, logits: torch.Tensor, noisy: torch.Tensor,
+                 extra: torch.Tensor | None = None) -> torch.Tensor:
+        """One step on a batch: :func:`sop_loss` of ``logits`` (plus ``extra``, a term of the same graph:
+        SOP+'s consistency), the network's optimizer step, then plain SGD on the batch's rows of ``u`` and
+        ``v`` (momentum 0, weight decay 0). Returns the loss."""
+        hp_ = self.hp
+        u = self.u.index_select(0, idx).requires_grad_(True)
+        v = self.v.index_select(0, idx).requires_grad_(True)
+        loss = sop_loss(logits, noisy, u, v, float(hp_.ratio_balance), hp_.variant)
+        if extra is not None:
+            loss = loss + extra
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            self.u.index_copy_(0, idx, u.sub_(u.grad, alpha=float(hp_.lr_u)))
+            self.v.index_copy_(0, idx, v.sub_(v.grad, alpha=float(hp_.lr_v)))
+        return loss
 
     def noise_stats(self) -> dict:
         """Analytics (never select): the mean of the clamped u_i^2 (the weight SOP moves to the label)."""

@@ -22,7 +22,8 @@ from tune_lnl.config import load_experiment
 REPO = Path(__file__).resolve().parents[2]
 BUILTINS = ["ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor", "mlc",
             "sce", "nce_rce", "gls", "bootstrap", "peer", "elr", "sop",
-            "volminnet", "cores", "forward_t", "backward_t", "t_revision"]
+            "volminnet", "cores", "forward_t", "backward_t", "t_revision", "dividemix", "unicon", "elr_plus",
+            "sop_plus", "pes_semi", "promix"]
 TUNE_LNL = Path(sys.executable).with_name("tune-lnl")  # the console script of this environment
 
 

@@ -12,7 +12,8 @@ from tune_lnl.config import ConfigError, load_experiment, load_space
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted((REPO / "search_spaces").glob("*.yaml"))
 METHODS = {"mlc", "ce", "mae", "gce", "imae", "pencil", "coteaching", "coteaching_plus", "jocor", "elr", "sop",
-           "volminnet", "cores", "forward_t", "backward_t", "t_revision"}
+           "volminnet", "cores", "forward_t", "backward_t", "t_revision", "dividemix", "unicon", "elr_plus",
+           "sop_plus", "pes_semi", "promix"}
 MLC_SETTINGS = {"sym-0.2": ("symmetric", 0.2), "sym-0.4": ("symmetric", 0.4), "sym-0.8": ("symmetric", 0.8),
                 "pair-0.2": ("pairflip", 0.2), "pair-0.45": ("pairflip", 0.45)}
 #: MLC paper, Table I: the label-update step lambda per setting (MNIST, CIFAR-10)

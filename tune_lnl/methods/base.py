@@ -88,12 +88,20 @@ def make_optimizer(params, hp) -> torch.optim.Optimizer:
 def step_lr(epoch: int, hp, start: int = 0, end: int | None = None) -> float:
     """``lr_schedule: constant`` (or none declared) keeps ``lr``; ``step`` divides it by 10 at
     50% and 75% of the epochs (He et al.'s 32k and 48k of 64k iterations, the IMAE paper's
-    CIFAR-10 schedule) -- of the whole run, or of the phase ``[start, end)`` of a method whose
-    phases each run their own schedule (Forward-T, T-Revision)."""
+    CIFAR-10 schedule); :class:`~tune_lnl.methods.hparams.AnnealedLrSchedule`'s ``half`` divides it by
+    10 from 50% on, its ``cosine`` anneals it to ``lr * lr_final`` (torch's ``CosineAnnealingLR``) --
+    over the whole run, or over the phase ``[start, end)`` of a method whose phases each run their own
+    schedule (Forward-T, T-Revision, PES)."""
     lr = float(hp.lr)
-    if isinstance(hp, hparams.LrSchedule) and hp.lr_schedule == "step":
-        e, length = epoch - start, (int(hp.epochs) if end is None else end) - start
+    schedule = hp.lr_schedule if isinstance(hp, hparams.LrSchedule) else "constant"
+    e, length = epoch - start, (int(hp.epochs) if end is None else end) - start
+    if schedule == "step":
         lr /= 10 ** ((e >= length // 2) + (e >= (3 * length) // 4))
+    elif schedule == "half":
+        lr /= 10 ** (e >= length // 2)
+    elif schedule == "cosine":  # torch's CosineAnnealingLR(T_max=length, eta_min=lr * lr_final), epoch by epoch
+        low = lr * float(hp.lr_final)
+        lr = low + (lr - low) * (1.0 + math.cos(math.pi * e / max(1, length))) / 2.0
     return lr
 
 
@@ -166,6 +174,11 @@ class Method(abc.ABC):
     #: names of per-sample tensors (e.g. PENCIL's / MLC's label table ``ytilde``) that belong to
     #: the checkpoint besides :meth:`method_state`
     tables: tuple[str, ...] = ()
+    #: the work of one training batch per network, as ``(forward/backward passes, forward-only passes)``
+    #: of a batch of ``batch_size`` images: what ``benchmarks/suite.py``'s floor does per batch to
+    #: compare this method's epoch with a bare loop of the same passes (several for the
+    #: semi-supervised methods: views, co-guessing, mixed batches)
+    floor_passes: tuple[int, int] = (1, 0)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -34,7 +34,9 @@ from .constraints import NON_NEGATIVE, POSITIVE, RATE, OneOf, Range, Rule
 #: the allowed values of ``amp``
 AMP_MODES = ("none", "bf16")
 #: the allowed values of ``augment`` (True: the dataset's own augmentation)
-AUGMENT_MODES = (True, False, "none", "crop_flip", "perspective_jitter")
+AUGMENT_MODES = (True, False, "none", "crop_flip", "perspective_jitter", "randaugment")
+#: the allowed values of ``strong_augment`` (:class:`StrongView`)
+STRONG_MODES = ("randaugment", "crop_flip", "perspective_jitter", "none")
 
 
 def hp(default, meaning: str, *rules: Rule, key: str | None = None):
@@ -139,7 +141,7 @@ class Common:
     identity)."""
     model: str = hp("mlp", "backbone network (tune_lnl.models)", OneOf(tuple(MODELS)))
     augment: bool | str = hp(True, "training augmentation: true (the dataset's own), false/none, crop_flip, "
-                                   "perspective_jitter", OneOf(AUGMENT_MODES))
+                                   "perspective_jitter, randaugment", OneOf(AUGMENT_MODES))
     epochs: int = hp(200, "training epochs", POSITIVE)
     batch_size: int = hp(128, "training batch size", POSITIVE)
     lr: float = hp(1e-3, "learning rate", POSITIVE)
@@ -165,3 +167,26 @@ class LrSchedule:
     """``constant`` lr, or ``step``: divided by 10 at 50% and 75% of the epochs (He et al.)."""
     lr_schedule: str = hp("constant", "constant, or step (lr / 10 at 50% and 75% of the epochs)",
                           OneOf(("constant", "step")))
+
+
+@dataclass(frozen=True)
+class StrongView:
+    """The strong view of the methods that train on a weak and a strong view of each image (SOP+, UNICON,
+    ProMix; the weak one is the run's ``augment``)."""
+    strong_augment: str = hp("randaugment", "the strong view's augmentation: randaugment (RandAugment + Cutout; "
+                             "the papers: RandAugment or AutoAugment), crop_flip, perspective_jitter, none",
+                             OneOf(STRONG_MODES))
+
+
+#: the schedules of :class:`AnnealedLrSchedule` (tune_lnl.methods.base.step_lr computes them)
+ANNEALED_SCHEDULES = ("constant", "step", "half", "cosine")
+
+
+@dataclass(frozen=True)
+class AnnealedLrSchedule(LrSchedule):
+    """:class:`LrSchedule` plus the semi-supervised methods' schedules: ``half`` (lr / 10 from half the
+    epochs on: DivideMix's 150 of 300) and ``cosine`` (``CosineAnnealingLR`` over the epochs down to
+    ``lr * lr_final``: UNICON, PES 0.01, ProMix 0.001)."""
+    lr_schedule: str = hp("cosine", "constant, step (lr / 10 at 50% and 75%), half (lr / 10 from 50%) or cosine "
+                          "(annealed to lr * lr_final)", OneOf(ANNEALED_SCHEDULES))
+    lr_final: float = hp(0.01, "cosine: the lr reached at the end, as a share of lr", Range(0.0, 1.0))

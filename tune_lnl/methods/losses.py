@@ -112,3 +112,11 @@ def symmetric_kl_log(log_pa: torch.Tensor, log_pb: torch.Tensor) -> torch.Tensor
     ``sum_j p_a_j (log p_a_j - log p_b_j) + sum_j p_b_j (log p_b_j - log p_a_j)
     = sum_j (p_a_j - p_b_j) (log p_a_j - log p_b_j)``."""
     return torch.linalg.vecdot(log_pa.exp() - log_pb.exp(), log_pa - log_pb, dim=1)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``-sum_c t_c log softmax(z)_c`` per sample, ``targets`` a distribution per row (mixup's mixed
+    labels, MixMatch's refined and guessed ones; torch's cross entropy with probability targets, at
+    least float32, also under bf16 autocast)."""
+    z = logits if logits.dtype == torch.float64 else logits.float()
+    return F.cross_entropy(z, targets.to(z.dtype), reduction="none")

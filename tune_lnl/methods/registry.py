@@ -35,6 +35,12 @@ BUILTIN = {
     "forward_t": "trainables.forward_t:ForwardT",
     "backward_t": "trainables.backward_t:BackwardT",
     "t_revision": "trainables.t_revision:TRevision",
+    "dividemix": "trainables.dividemix:DivideMix",
+    "unicon": "trainables.unicon:UNICON",
+    "elr_plus": "trainables.elr_plus:ELRPlus",
+    "sop_plus": "trainables.sop_plus:SOPPlus",
+    "pes_semi": "trainables.pes_semi:PESSemi",
+    "promix": "trainables.promix:ProMix",
 }
 METHOD_NAMES = tuple(BUILTIN)
 #: entry-point group under which installed packages register methods (name -> class)

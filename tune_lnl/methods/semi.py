@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from scipy.special import betaincinv
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from .losses import soft_cross_entropy
+
 __all__ = ["sharpen", "co_refine", "co_guess", "beta_lambda", "mixup", "mixmatch_loss", "uniform_prior_penalty",
            "linear_rampup", "per_sample_ce", "gmm_clean_probability", "ema_model", "labeled_unlabeled_plan"]
 
@@ -69,14 +71,16 @@ def mixup(x: torch.Tensor, targets: torch.Tensor, lam: float,
             torch.lerp(targets[perm], targets, lam) if lam != 1.0 else targets)
 
 
-def mixmatch_loss(logits_x: torch.Tensor, targets_x: torch.Tensor, logits_u: torch.Tensor,
-                  targets_u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def mixmatch_loss(logits_x: torch.Tensor, targets_x: torch.Tensor, logits_u: torch.Tensor, targets_u: torch.Tensor,
+                  class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(Lx, Lu)`` of MixMatch (DivideMix Eq. 8-9): ``Lx`` the batch mean of the soft cross entropy
-    ``-sum_c t_c log softmax(z)_c`` on the mixed labeled samples, ``Lu`` the mean squared error
-    between ``softmax(z)`` and the targets on the mixed unlabeled samples, averaged over every
-    element (samples and classes, as the official code's ``torch.mean``). An empty unlabeled batch
-    gives ``Lu = 0``."""
-    lx = -(targets_x * F.log_softmax(logits_x.float(), dim=1)).sum(1).mean()
+    ``-sum_c t_c log softmax(z)_c`` on the mixed labeled samples (``class_weights`` ``[C]``: each class's
+    term weighted, ``-sum_c w_c t_c log softmax(z)_c``: PES(semi)'s class balance), ``Lu`` the mean
+    squared error between ``softmax(z)`` and the targets on the mixed unlabeled samples, averaged over
+    every element (samples and classes, as the official code's ``torch.mean``). An empty unlabeled
+    batch gives ``Lu = 0``."""
+    tx = targets_x if class_weights is None else targets_x * class_weights.to(targets_x.dtype)
+    lx = soft_cross_entropy(logits_x, tx).mean()
     if logits_u.shape[0] == 0:
         return lx, logits_u.float().sum() * 0.0
     lu = (F.softmax(logits_u.float(), dim=1) - targets_u).square().mean()

@@ -83,8 +83,11 @@ def earlier_epoch_seconds(storage: Path, config: dict) -> tuple[float, int] | No
 def calibrate(run, threads: int) -> float:
     """Seconds one epoch of ``run`` (a :class:`~tune_lnl.methods.RunConfig`) takes here, on
     ``threads`` CPU threads (a trial's share): the method is built as a trial builds it, a
-    warm-up batch, then :data:`CALIBRATION_BATCHES` timed training batches scaled to the
-    epoch's batches, plus one timed evaluation."""
+    warm-up batch, then :data:`CALIBRATION_BATCHES` timed training batches (of ``train_batches``
+    or ``view_batches``, the semi-supervised methods' views) scaled to the epoch's batches, plus
+    one timed evaluation. The first epoch's cost: a method whose later phases cost more (a
+    semi-supervised stage after a warm-up) is estimated low, and the progress ETA then follows the
+    epochs as they are timed."""
     import torch
 
     from ..methods import method_class
@@ -92,11 +95,16 @@ def calibrate(run, threads: int) -> float:
     torch.set_num_threads(max(1, threads))
     m = method_class(run.method)(run)
     try:
-        full = m.train_batches
-        m.train_batches = lambda: itertools.islice(full(), 1)
+        full, full_views = m.train_batches, m.view_batches
+
+        def limit(k: int) -> None:  # an epoch of k batches, whichever way the method draws them
+            m.train_batches = lambda: itertools.islice(full(), k)
+            m.view_batches = lambda plan, augments: itertools.islice(full_views(plan, augments), k)
+
+        limit(1)
         with m.autocast():
             m.train_epoch()  # warm-up
-        m.train_batches = lambda: itertools.islice(full(), CALIBRATION_BATCHES)
+        limit(CALIBRATION_BATCHES)
         t0 = time.perf_counter()
         with m.autocast():
             m.train_epoch()
