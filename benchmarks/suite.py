@@ -10,10 +10,13 @@ machine, same batch size:
   tensors, index slices of one permutation, on-device augmentation when the paper config has
   ``augment: true``); ``evaluate``: ``method.evaluate()`` timed separately;
 * ``floor``: a bare loop over the method's own training tensors (uint8 -> ``float()/255`` per
-  batch, index slices of one ``randperm``) doing only forward / cross-entropy / backward / step
-  of as many networks as the method trains (``len(method.eval_models())``), built with
-  ``tune_lnl.models.build_model`` and ``tune_lnl.methods.base.make_optimizer`` from the method's run
-  config; no augmentation, no selection, no label table;
+  batch, index slices of ``randperm``s) doing only forward / cross-entropy / backward / step of
+  as many images, and forward without gradients of as many more, as the method's epoch sends
+  through its networks (counted by :class:`PassCounter` on an untimed epoch: every view, guess,
+  mixed batch and scoring pass of the semi-supervised methods; one CE pass per image and network
+  for the plain ones), through one network built with ``tune_lnl.models.build_model`` and
+  ``tune_lnl.methods.base.make_optimizer`` from the method's run config; no augmentation, no
+  selection, no label table;
 * ``usual``: the SAME ``train_epoch()`` (the method's own per-batch math), fed like the
   reference code feeds it: a torchvision-style Dataset of PIL-convertible uint8 arrays applying
   per-sample PIL transforms in ``__getitem__`` (MNIST: ``RandomPerspective(0.5, p=0.5)``,
@@ -196,47 +199,78 @@ def build_method(method: str, workload: str, args):
 
 # -- floor ----------------------------------------------------------------------------------------
 class Floor:
-    """As many networks as the method trains, plain CE, the method's optimizer, over the method's
-    own device-resident training tensors; no augmentation, nothing else. Methods that run several
-    passes per step (the semi-supervised ones) declare ``floor_passes = (forward/backward,
-    forward-only)`` per batch and network, and the floor runs as many of the batch."""
+    """A bare loop over the method's own device-resident training tensors with the same network work
+    as the method's epoch: as many images forwarded and back-propagated (plain CE, the method's
+    optimizer) and as many forwarded without gradients, counted on the method's own networks
+    (:class:`PassCounter`), in batches of the method's batch size through one network of the
+    method's backbone; no augmentation, selection, table or other per-batch extra. For the plain
+    methods that is one (or, two-network ones, two) CE pass(es) per image; for the semi-supervised
+    ones every view, co-guess, mixed batch and per-epoch scoring pass."""
 
-    def __init__(self, method, seed: int = 0):
+    def __init__(self, method, counts: dict, seed: int = 0):
         from tune_lnl.methods.base import make_optimizer
         from tune_lnl.models import build_model
 
         d, cfg = method.data, method.cfg
         self.x, self.y, self.bs = d.train_x, d.train_noisy, int(cfg["batch_size"])
-        self.n_nets = len(method.eval_models())
         torch.manual_seed(seed)
-        self.nets = [build_model(cfg["model"], d.num_classes, d.image_shape,
-                                 pretrained=cfg.get("pretrained", False)).to(self.x.device)
-                     for _ in range(self.n_nets)]
-        self.opts = [make_optimizer(n.parameters(), method.hp) for n in self.nets]  # the method's optimizer
+        self.net = build_model(cfg["model"], d.num_classes, d.image_shape,
+                               pretrained=cfg.get("pretrained", False)).to(self.x.device)
+        self.opt = make_optimizer(self.net.parameters(), method.hp)  # the method's optimizer
         self.gen = torch.Generator(device=self.x.device).manual_seed(seed)
-        #: per batch and network: forward/backward passes (losses summed, one step) and no-grad forwards
-        #: of the batch, the method's own count (``Method.floor_passes``: 1 and 0 for one plain pass)
-        self.fwd_bwd, self.fwd = (int(k) for k in getattr(method, "floor_passes", (1, 0)))
+        self.fwd_bwd = max(1, round(counts["grad"] / self.bs))  # batches of bs images
+        self.fwd = round(counts["no_grad"] / self.bs)
+
+    def _batches(self, k: int):
+        n = self.x.shape[0]
+        done = 0
+        while done < k:
+            perm = torch.randperm(n, generator=self.gen, device=self.x.device)
+            for start in range(0, n - 1, self.bs):
+                if done >= k:
+                    return
+                idx = perm[start:start + self.bs]
+                if idx.numel() < 2:  # as the method's batching: BatchNorm needs two samples
+                    continue
+                done += 1
+                yield self.x.index_select(0, idx).float().div_(255.0), self.y[idx]  # the methods' gather
 
     def epoch(self) -> None:
-        n = self.x.shape[0]
-        perm = torch.randperm(n, generator=self.gen, device=self.x.device)
-        for net in self.nets:
-            net.train()
-        for start in range(0, n, self.bs):
-            idx = perm[start:start + self.bs]
-            if idx.numel() < 2:  # as the method's batching: BatchNorm needs two samples
-                continue
-            xb = self.x.index_select(0, idx).float().div_(255.0)  # the gather the methods use
-            yb = self.y[idx]
-            for net, opt in zip(self.nets, self.opts):
-                with torch.no_grad():
-                    for _ in range(self.fwd):
-                        net(xb)
-                loss = sum(F.cross_entropy(net(xb), yb) for _ in range(self.fwd_bwd))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        self.net.train()
+        for xb, yb in self._batches(self.fwd_bwd):
+            loss = F.cross_entropy(self.net(xb), yb)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        with torch.no_grad():
+            for xb, _ in self._batches(self.fwd):
+                self.net(xb)
+
+
+class PassCounter:
+    """Counts the images each of the method's networks forwards during an epoch, with and without
+    gradients: a forward pre-hook on the first parameterised module of every distinct network of
+    ``method.eval_models()`` and of every other network the method holds (an ensemble of two counts
+    through its members, once each)."""
+
+    def __init__(self, method):
+        self.counts = {"grad": 0, "no_grad": 0}
+        firsts = {}
+        models = [*method.eval_models().values(), *(v for v in vars(method).values() if isinstance(v, torch.nn.Module))]
+        for model in models:  # the evaluated ones and any other (e.g. ELR+'s mean-teacher copies)
+            first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))), None)
+            if first is not None:
+                firsts[id(first)] = first
+        self.handles = [m.register_forward_pre_hook(self._hook) for m in firsts.values()]
+
+    def _hook(self, module, args):
+        if args and isinstance(args[0], torch.Tensor):
+            self.counts["grad" if torch.is_grad_enabled() else "no_grad"] += int(args[0].shape[0])
+
+    def close(self) -> dict:
+        for h in self.handles:
+            h.remove()
+        return dict(self.counts)
 
 
 # -- the usual pipeline ---------------------------------------------------------------------------
@@ -428,19 +462,23 @@ def measure_one(method_name: str, workload: str, args) -> dict:
     eval_s, eval_raw = timed(under_amp(method.evaluate), args.repeats, args.warmup, device, "evaluate")
     # the method's own peak memory: after evaluate and one (untimed) training epoch, before the
     # floor's networks exist
+    counter = PassCounter(method)  # the floor does the same network work as this epoch
     under_amp(method.train_epoch)()
+    counts = counter.close()
     sync(device)
     rss_ours = peak_rss_mib()
     gpu_ours = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-    log(f"{tag} ours (train_epoch) and floor ({len(nets)} x {cfg['model']}, plain CE), taking turns")
-    floor = Floor(method)
+    log(f"{tag} ours (train_epoch) and floor (the same images through one {cfg['model']}, plain CE), taking turns")
+    floor = Floor(method, counts)
+    log(f"{tag} images per epoch through the networks: {counts['grad']} with gradients, {counts['no_grad']} without")
     cells = timed_interleaved({"ours": under_amp(method.train_epoch), "floor": floor.epoch},
                               args.repeats, args.warmup, device)
     (ours_s, ours_raw), (floor_s, floor_raw) = cells["ours"], cells["floor"]
     del floor
     if args.no_usual:
-        return finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
-                          floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, None, None, [])
+        row = finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
+                         floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, None, None, [])
+        return {**row, "images_per_epoch": counts}
 
     log(f"{tag} usual (PIL transforms, DataLoader with {args.workers} workers)")
     check_usual_images(workload, method, args.data_root)
@@ -456,8 +494,9 @@ def measure_one(method_name: str, workload: str, args) -> dict:
     usual_s, usual_raw = timed(under_amp(usual_epoch), args.repeats, args.warmup, device, "usual")
     usual_first = statistics.median(firsts[args.warmup:])
     del method.train_batches
-    return finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
-                      floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, usual_s, usual_first, usual_raw)
+    row = finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
+                     floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, usual_s, usual_first, usual_raw)
+    return {**row, "images_per_epoch": counts}
 
 
 def finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
@@ -591,10 +630,12 @@ NOTES = """## Notes
   run; DataLoader workers are separate processes and not included). Importing torch and the
   project already accounts for the 'imports alone' figure above (the suite keeps Ray out of the
   process). On CUDA: torch.cuda.max_memory_allocated() over the same span.
-- floor: the method's number of networks (`len(method.eval_models())`), same backbone and
-  optimizer (`build_model`, `make_optimizer` with the run config), plain cross-entropy, the
-  method's own device tensors, no augmentation. ours/floor is what the method's per-batch extras
-  (augmentation, selection, co-regularization, label tables) cost over bare training.
+- floor: the images the method's epoch sends through its networks, counted (with and without
+  gradients) on an untimed epoch, through one network of the same backbone and optimizer
+  (`build_model`, `make_optimizer` with the run config), plain cross-entropy, the method's own
+  device tensors, no augmentation. ours/floor is what the method's per-batch extras
+  (augmentation, views, selection, co-regularization, label tables) cost over bare training
+  with the same passes.
 - usual: the method's own `train_epoch()` fed by a torchvision-style Dataset with per-sample PIL
   transforms (the paper config's augmentation) through a shuffling DataLoader
   (persistent_workers=False, worker start-up counts, no pin_memory). Every usual epoch is checked

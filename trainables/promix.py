@@ -324,7 +324,7 @@ class ProMix(TwoNetworks):
         sel.add(everyone, css_a)
         return {"train_loss": meter.mean, "rho": rho, "n_labeled": int(css_a.sum()),
                 "selection_precision": sel.precision, "batch_clean_share": float(chosen_n) / max(1, len(plan)),
-                "lambda_u": lam_u, "w": w}
+                "lambda_u": lam_u, "w": w, "lga": bool(lga)}
 
     def promix_step(self, xw, xs, noisy, css_a, css_b, w, lam_u, lga):
         """One step of both networks; returns the loss and net a's clean share of the batch."""

@@ -53,6 +53,8 @@ def test_compare_files_hold_the_papers_rows():
 #: the methods issue 29 added to the CIFAR-N and FashionMNIST compare files, in their order there
 ISSUE_29 = ["sce", "nce_rce", "gls", "bootstrap", "peer", "forward_t", "backward_t", "t_revision", "volminnet", "elr",
             "sop", "cores"]
+#: the six semi-supervised methods of issue 30, in the compare files after ISSUE_29 (200 epochs, their own optimisation)
+ISSUE_30 = ["dividemix", "unicon", "elr_plus", "sop_plus", "pes_semi", "promix"]
 #: their first trials on CIFAR-10N / CIFAR-100N: each paper's CIFAR-10 / CIFAR-100 values (SCE Sec. 4.1, APL's
 #: released configs, ELR Sec. 5 / its configs, SOP's configs), typed by hand
 CIFAR_N_PAPER = {
@@ -92,12 +94,14 @@ def test_the_cifar_n_files_run_the_new_methods_with_the_benchmarks_recipe(name):
       "instance-0.4": ("instance", 0.4, {})}),
 ])
 def test_the_2020s_benchmark_files(name, dataset, model, settings):
-    """The benchmarks recent papers report: CE, Co-teaching, JoCoR, MLC and IMAE on each, with
+    """The benchmarks recent papers report: CE, Co-teaching, JoCoR, MLC and IMAE on each (and issues 29 and
+    30's methods on all but CIFAR-100), with
     the settings asked for, the literature's backbone, and the noise rate as the forget rate's
     first trial (the CIFAR-N paper's rates for the human label sets)."""
     exp = load_experiment(REPO / f"search_spaces/{name}.yaml")
     five = ["ce", "coteaching", "jocor", "mlc", "imae"]
-    assert exp.dataset == dataset and list(exp.methods) == (five if name == "compare_cifar100" else five + ISSUE_29)
+    listed = five if name == "compare_cifar100" else five + ISSUE_29 + ISSUE_30
+    assert exp.dataset == dataset and list(exp.methods) == listed
     first = exp.first
     assert {s: (v.noise_type, v.noise_rate, v.noise_options) for s, v in first.settings.items()} == settings
     cifar_n_rates = {"aggre": 0.09, "random1": 0.17, "worse": 0.4, "noisy": 0.4}

@@ -87,12 +87,27 @@ class DeviceData:
 
     def view_batches(self, plan, augments, generator):
         """``(idx, views, noisy)`` per index tensor of ``plan`` (see
-        :meth:`tune_lnl.data.protocols.TrainingData.view_batches`): one gather and conversion per
-        batch, each view augmented on the device (a copy; None: the un-augmented images)."""
-        for idx in plan:
+        :meth:`tune_lnl.data.protocols.TrainingData.view_batches`): consecutive entries of the plan
+        are gathered, converted and augmented together, about :data:`CHUNK` images at a time (each
+        view a fresh augmentation on the device; None: the un-augmented images), and each entry's
+        rows are yielded in turn: a few large operations instead of many small ones per batch."""
+        sizes = [int(idx.numel()) for idx in plan]
+        start = 0
+        while start < len(plan):
+            end, count = start, 0
+            while end < len(plan) and (count == 0 or count + sizes[end] <= CHUNK):
+                count += sizes[end]
+                end += 1
+            idx = torch.cat(list(plan[start:end])) if end - start > 1 else plan[start]
             x = to_float(self.train_x.index_select(0, idx))
             views = [x if aug is None else aug(x, generator) for aug in augments]
-            yield idx, views, self.train_noisy.index_select(0, idx)
+            noisy = self.train_noisy.index_select(0, idx)
+            offset = 0
+            for k in range(start, end):
+                rows = slice(offset, offset + sizes[k])
+                offset += sizes[k]
+                yield plan[k], [v[rows] for v in views], noisy[rows]
+            start = end
 
     def augmentation(self, value) -> Callable | None:
         """What a run config's ``augment`` means here (:func:`~tune_lnl.data.augment.resolve_augment`)."""

@@ -174,11 +174,6 @@ class Method(abc.ABC):
     #: names of per-sample tensors (e.g. PENCIL's / MLC's label table ``ytilde``) that belong to
     #: the checkpoint besides :meth:`method_state`
     tables: tuple[str, ...] = ()
-    #: the work of one training batch per network, as ``(forward/backward passes, forward-only passes)``
-    #: of a batch of ``batch_size`` images: what ``benchmarks/suite.py``'s floor does per batch to
-    #: compare this method's epoch with a bare loop of the same passes (several for the
-    #: semi-supervised methods: views, co-guessing, mixed batches)
-    floor_passes: tuple[int, int] = (1, 0)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
