@@ -262,6 +262,8 @@ class PassCounter:
             if first is not None:
                 firsts[id(first)] = first
         self.handles = [m.register_forward_pre_hook(self._hook) for m in firsts.values()]
+        #: the distinct networks (an ensemble of two is two; a mean-teacher copy counts)
+        self.networks = len(firsts)
 
     def _hook(self, module, args):
         if args and isinstance(args[0], torch.Tensor):
@@ -478,7 +480,7 @@ def measure_one(method_name: str, workload: str, args) -> dict:
     if args.no_usual:
         row = finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
                          floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, None, None, [])
-        return {**row, "images_per_epoch": counts}
+        return {**row, "networks": counter.networks, "images_per_epoch": counts}
 
     log(f"{tag} usual (PIL transforms, DataLoader with {args.workers} workers)")
     check_usual_images(workload, method, args.data_root)
@@ -496,7 +498,7 @@ def measure_one(method_name: str, workload: str, args) -> dict:
     del method.train_batches
     row = finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
                      floor_s, floor_raw, ours_s, ours_raw, eval_s, eval_raw, usual_s, usual_first, usual_raw)
-    return {**row, "images_per_epoch": counts}
+    return {**row, "networks": counter.networks, "images_per_epoch": counts}
 
 
 def finish_row(method_name, workload, args, method, pool, setup_s, rss_imports, rss_ours, gpu_ours,
