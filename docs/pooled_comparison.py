@@ -11,8 +11,9 @@ settings (noise), proxy, validation share, noise seed, backbone, epochs, batch s
 
 Prints a Markdown table: per method and setting the test accuracy (%) at the epoch the proxy picks ("best")
 and the mean of the last epochs ("last"), mean ± std over the final seeds, and the rank of "best" per setting
-(1 = highest). The figure: "best" per setting with the seeds' standard deviation, the methods sorted by their
-mean rank. Test accuracy never selects anything here: each number is of the configuration the proxy chose.
+(1 = highest), the methods sorted by their summed rank. The figure: one panel per setting, "best" with the seeds'
+standard deviation, sorted, coloured by experiment. Test accuracy never selects anything here: each number is of
+the configuration the proxy chose.
 """
 from __future__ import annotations
 
@@ -85,29 +86,34 @@ def table(rows, source, settings: list[str]) -> tuple[str, list[str]]:
     return "\n".join(out), methods
 
 
-def figure(rows, methods: list[str], settings: list[str], path: Path) -> None:
+def figure(rows, source: dict[str, Path], settings: list[str], path: Path) -> None:
+    """One panel per setting: each method's "best" (mean, and the seeds' standard deviation as an error
+    bar) as a horizontal bar, sorted within the panel, coloured by the experiment it came from."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(methods)), 4.2))
-    width = 0.8 / len(settings)
-    for i, s in enumerate(settings):
-        stats = [mean_std([100 * float(x["best"]) for x in rows.get((m, s), [])]) if (m, s) in rows
-                 else (float("nan"), 0.0) for m in methods]
-        xs = [j + (i - (len(settings) - 1) / 2) * width for j in range(len(methods))]
-        ax.bar(xs, [mu for mu, _ in stats], width, yerr=[sd for _, sd in stats], capsize=2, label=s)
-    ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right")
-    ax.set_ylabel("test accuracy (%) at the proxy's epoch")
-    lows = [100 * float(x["best"]) for r in rows.values() for x in r]
-    ax.set_ylim(max(0.0, min(lows) - 5.0), min(100.0, max(lows) + 2.0))
-    ax.legend(title="noise", loc="lower left")
-    ax.set_title("Every method, searched and retrained (selected by the noisy validation split; mean ± std of seeds)")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    folders = list(dict.fromkeys(p.name for p in source.values()))
+    colours = {name: f"C{i}" for i, name in enumerate(folders)}
+    methods = sorted(source)
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.26 * len(methods) + 1.6))
+    for ax, s in zip(list(axes) if len(settings) > 1 else [axes], settings):
+        stats = {m: mean_std([100 * float(x["best"]) for x in rows[(m, s)]]) for m in methods if (m, s) in rows}
+        order = sorted(stats, key=lambda m: stats[m][0])
+        ax.barh(range(len(order)), [stats[m][0] for m in order], xerr=[stats[m][1] for m in order],
+                color=[colours[source[m].name] for m in order], capsize=2)
+        ax.set_yticks(range(len(order)), order)
+        lows = [stats[m][0] - stats[m][1] for m in order]
+        ax.set_xlim(max(0.0, min(lows) - 2.0), min(100.0, max(mu + sd for mu, sd in stats.values()) + 1.0))
+        ax.set_title(f"{s}: test accuracy (%) at the proxy's epoch")
+        ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in folders]
+    fig.legend(handles, folders, loc="lower center", ncol=len(folders), title="experiment")
+    fig.suptitle("Every method, searched and retrained; selected by the noisy validation split (mean ± std of seeds)")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -120,7 +126,7 @@ def main(argv=None) -> None:
     text, methods = table(rows, source, settings)
     print(text)
     if args.figure:
-        figure(rows, methods, settings, args.figure)
+        figure(rows, source, settings, args.figure)
 
 
 if __name__ == "__main__":
